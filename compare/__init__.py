@@ -1,0 +1,5 @@
+"""Step a numpy network and Keras through training and check that they agree at every step."""
+from .check import check
+from .errors import InputError
+
+__all__ = ["InputError", "check"]

@@ -1,0 +1,99 @@
+"""Name the likely cause when one side's numbers are a constant multiple of the other's."""
+import numpy as np
+
+MINUS = "\u2212"
+
+
+def fmt(r):
+    """The shortest decimal that gives r to 1e-9 relative, with a real minus sign: −1.5, 1.0000001."""
+    for digits in range(1, 18):
+        text = f"{r:.{digits}g}"
+        if abs(float(text) - r) <= 1e-9 * abs(r):
+            break
+    return text.replace("-", MINUS)
+
+
+def constant_ratio(mine, ref, tol):
+    """r such that mine = r·ref in every element within the elements' own tolerance, else None.
+
+    r is read off the element where ref stands furthest above its tolerance; every element must
+    then satisfy |mine − r·ref| ≤ |r|·tol + 1e-12·|r·ref| + tol.
+    """
+    mine, ref, tol = (np.concatenate([np.ravel(a) for a in arrays]) for arrays in (mine, ref, tol))
+    if not (np.all(np.isfinite(mine)) and np.all(np.isfinite(ref))):
+        return None
+    clear = np.abs(ref) / np.maximum(tol, np.finfo(float).tiny)
+    i = int(np.argmax(clear))
+    if clear[i] < 1e6:
+        return None
+    r = mine[i] / ref[i]
+    if np.all(np.abs(mine - r * ref) <= abs(r) * tol + 1e-12 * np.abs(r * ref) + tol):
+        return float(r)
+    return None
+
+
+def gradient_causes(r, n):
+    """Known explanations of gradients r × Keras's for mean squared error over n elements."""
+    scales = [(1.0, None),
+              (n / 2, "the 2/N of mean squared error is missing"),
+              (float(n), "the 1/N of the mean is missing (the loss is summed, not averaged)"),
+              (0.5, "the factor 2 of the square is missing (a ½ in the loss)"),
+              (2.0, "there is an extra factor 2"),
+              (1 / n, "the mean is taken twice (an extra 1/N)")]
+    found = []
+    for sign in (1, -1):
+        for scale, text in scales:
+            if abs(r - sign * scale) <= 1e-6 * scale:
+                parts = (["the sign is flipped (the update climbs the loss)"] if sign < 0 else []) + ([text] if text else [])
+                found.append(" and ".join(parts))
+    return [f for f in found if f]
+
+
+def diagnose_gradients(mine, ref, tol, n, rows):
+    """A sentence for gradients that are a constant multiple of Keras's, overall or per tensor; else None.
+
+    n is the number of loss elements (rows × outputs), rows the batch size.
+    """
+    r = constant_ratio(mine, ref, tol)
+    if r is not None and abs(r - 1) > 1e-6:
+        causes = gradient_causes(r, n)
+        cause = " or ".join(causes) if causes else "a constant factor that matches no known cause (sign, 1/N, ½, 2/N)"
+        return f"gradients are {fmt(r)} × Keras's: {cause}"
+    return _per_tensor("gradient", mine, ref, tol, rows)
+
+
+def diagnose_update(before, mine, ref, tol, learning_rate):
+    """A sentence for updates w' − w that are a constant multiple of Keras's, or tensors left unchanged."""
+    steps_mine = [m - b for m, b in zip(mine, before)]
+    steps_ref = [k - b for k, b in zip(ref, before)]
+    r = constant_ratio(steps_mine, steps_ref, tol)
+    if r is not None and abs(r - 1) > 1e-15:
+        return (f"updates are {fmt(r)} × Keras's: the learning rate in effect is {fmt(r * learning_rate)}, "
+                f"not the declared {fmt(learning_rate)}")
+    return _per_tensor("update", steps_mine, steps_ref, tol)
+
+
+def _per_tensor(what, mine, ref, tol, rows=None):
+    """'db0 is 0.333333 × Keras's' for each differing tensor, when every differing tensor has a constant ratio."""
+    names = weight_names(len(mine), "d" if what == "gradient" else "")
+    notes = []
+    for name, m, k, t in zip(names, mine, ref, tol):
+        if np.all(np.abs(m - k) <= t):
+            continue
+        r = constant_ratio([m], [k], [t])
+        if r is None:
+            return None
+        if what == "update" and r == 0:
+            notes.append(f"{name} is never updated")
+        elif name.startswith("db") and rows and abs(r * rows - 1) <= 1e-6:
+            notes.append(f"{name} is 1/{rows} × Keras's (the bias gradient is averaged over the batch, not summed)")
+        else:
+            notes.append(f"{name} is {fmt(r)} × Keras's")
+    if not notes:
+        return None
+    return "; ".join(notes) + ("; the other updates agree" if what == "update" else "; the other gradients agree")
+
+
+def weight_names(count, prefix=""):
+    """['W0', 'b0', 'W1', 'b1', ...] with an optional prefix ('d' for gradients)."""
+    return [f"{prefix}{'W' if i % 2 == 0 else 'b'}{i // 2}" for i in range(count)]

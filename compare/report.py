@@ -1,0 +1,68 @@
+"""The report: a readable summary for the terminal and JSON written atomically."""
+import json
+import os
+import tempfile
+
+QUANTITIES = ("weights", "forward", "loss", "gradient")
+
+
+def summary(report):
+    """A plain-text summary: what was checked, the largest difference per quantity, the verdict."""
+    net, lines = report["network"], []
+    lines.append(f"numpy ({net['type']}) vs Keras {report['versions']['keras']} on TensorFlow "
+                 f"{report['versions']['tensorflow']}, float64, {report['mode']} steps")
+    lines.append(f"network {'-'.join(map(str, net['layers']))} [{', '.join(net['activations'])}], "
+                 f"{net['parameters']} parameters, learning rate {net['learning_rate']:g}, "
+                 f"{report['data']['rows']} samples")
+    lines.append(f"steps checked: {report['steps_checked']} of {report['steps_requested']}")
+    lines.append(f"  {'quantity':<10}{'largest |diff|':>16}{'diff/tolerance':>16}  where")
+    for q in QUANTITIES:
+        s = report["max_diff"][q]
+        where = f"step {s['step']}, {s['name']}" if s["step"] is not None else "-"
+        lines.append(f"  {q:<10}{s['abs_diff']:>16.3g}{s['tolerance_ratio']:>16.3g}  {where}")
+    if report.get("drift"):
+        d = report["drift"]
+        lines.append(f"drift between the free-running trajectories: {d['max_abs']:.3g} "
+                     f"({d['max_rel']:.3g} relative, limit {d['limit_rel']:g})")
+    for note in report["notes"]:
+        lines.append(f"note: {note}")
+    m = report["first_mismatch"]
+    if m:
+        where = f"{m['quantity']}{' (' + m['phase'] + ')' if m.get('phase') else ''} {m['name']}{m['index']}"
+        lines.append(f"MISMATCH at step {m['step']}, {where}: {m['mismatched']} of {m['elements']} elements differ")
+        lines.append(f"  numpy     {m['numpy']!r}")
+        lines.append(f"  keras     {m['keras']!r}")
+        rel = f" (relative {m['rel_diff']:.3g})" if isinstance(m.get("rel_diff"), float) else ""
+        tol = f" > tolerance {m['tolerance']:.3g}" if isinstance(m.get("tolerance"), float) else ""
+        diff = m["abs_diff"] if isinstance(m["abs_diff"], str) else f"{m['abs_diff']:.3g}"
+        lines.append(f"  |diff|    {diff}{rel}{tol}")
+    if report["diagnosis"]:
+        lines.append(f"diagnosis: {report['diagnosis']}")
+    lines.append("verdict: " + ("OK: numpy and Keras agree at every step checked" if report["ok"] else
+                                "FAIL: numpy and Keras disagree"))
+    return "\n".join(lines)
+
+
+def ensure_writable(path):
+    """Fail before any work if `path` cannot be written: its folder must exist and accept a file."""
+    folder = os.path.dirname(os.path.abspath(path)) or "."
+    if os.path.isdir(path):
+        raise OSError(f"{path} is a folder")
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".compare-", suffix=".tmp")
+    os.close(fd)
+    os.remove(tmp)
+
+
+def write_json(path, report):
+    """Write the report to a temporary file beside `path`, then rename it: no half-written report."""
+    text = json.dumps(report, indent=2, allow_nan=False) + "\n"
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".compare-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise

@@ -1,0 +1,30 @@
+"""The same dense network in Keras 3 on TensorFlow, in float64, fed weights from the numpy side."""
+import os
+import sys
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def _import_tensorflow_quietly():
+    """Import TensorFlow with fd 2 closed: its C++ start-up lines ("oneDNN custom operations are on",
+    "Could not find cuda drivers") are written before its logging starts, whatever TF_CPP_MIN_LOG_LEVEL says."""
+    if "tensorflow" in sys.modules or os.environ.get("TF_CPP_MIN_LOG_LEVEL") != "3":
+        return
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+_import_tensorflow_quietly()
+
+from .convert import from_keras, to_keras  # noqa: E402
+from .model import KerasStep, build_model  # noqa: E402
+
+__all__ = ["KerasStep", "build_model", "from_keras", "to_keras"]
