@@ -1,0 +1,228 @@
+"""python -m compare: exit codes 0/1/2, one-line errors, the JSON report's contract."""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from compare.cli import main
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_main(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(code, err, *fragments):
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("python -m compare: error: "), err
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+@pytest.fixture
+def plugin(tmp_path, monkeypatch):
+    """Write a module into a temporary current directory; return its name for --impl."""
+    monkeypatch.chdir(tmp_path)
+    counter = iter(range(1000))
+
+    def write(source):
+        name = f"user_net_{os.getpid()}_{next(counter)}_{tmp_path.name.replace('-', '_')}"
+        (tmp_path / f"{name}.py").write_text(textwrap.dedent(source))
+        return name
+    return write
+
+
+def test_default_run_checks_the_guides_network_for_100_steps(capsys, tmp_path):
+    path = tmp_path / "r.json"
+    code, out, err = run_main(capsys, "--json", str(path))
+    report = json.loads(path.read_text())
+    assert code == 0 and "steps checked: 100 of 100" in out and "verdict: OK" in out
+    assert report["ok"] is True and report["steps_checked"] == 100
+    assert report["first_mismatch"] is None and report["diagnosis"] is None
+    assert set(report["max_diff"]) == {"weights", "forward", "loss", "gradient"}
+    assert "timing" in report
+
+
+def test_guide_as_written_exits_1_with_the_mismatch_in_json(capsys, tmp_path):
+    path = tmp_path / "r.json"
+    code, out, _ = run_main(capsys, "--impl", "numpy_impl:guide_as_written", "--json", str(path))
+    m = json.loads(path.read_text())["first_mismatch"]
+    assert code == 1 and "MISMATCH at step 0, gradient" in out and "−1.5 × Keras's" in out
+    assert set(m) >= {"step", "quantity", "name", "index", "numpy", "keras", "abs_diff", "rel_diff", "tolerance"}
+    assert m["step"] == 0 and m["quantity"] == "gradient" and m["rel_diff"] == pytest.approx(2.5)
+
+
+def test_user_network_by_module_and_factory(capsys, plugin):
+    name = plugin("""
+        import numpy_impl
+        def make():
+            return numpy_impl.seed_network()
+    """)
+    code, out, _ = run_main(capsys, "--impl", f"{name}:make", "--steps", "7")
+    assert code == 0 and "steps checked: 7 of 7" in out
+
+
+@pytest.mark.parametrize("argv, fragments", [
+    (["--steps", "0"], ["--steps", "received '0'"]),
+    (["--steps", "x"], ["--steps", "received 'x'"]),
+    (["--impl", "no_such_module_here:make"], ["cannot import module 'no_such_module_here'"]),
+    (["--impl", "numpy_impl"], ["MODULE:FACTORY", "received 'numpy_impl'"]),
+    (["--impl", "numpy_impl:no_factory"], ["no attribute 'no_factory'"]),
+    (["--impl", "numpy_impl.guide:LEARNING_RATE"], ["is a float", "callable"]),
+    (["--data", "missing.npz"], ["no such file 'missing.npz'"]),
+    (["--json", "/no/such/folder/r.json"], ["cannot write --json", "No such file"]),
+    (["--frobnicate"], ["unrecognized arguments: --frobnicate"]),
+])
+def test_bad_usage_is_one_line_and_exit_2(capsys, argv, fragments, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_main(capsys, *argv)
+    assert_one_line_error(code, err, *fragments)
+
+
+BAD_PLUGINS = {
+    "factory_raises": ("""
+        def make():
+            raise RuntimeError("weights file not found")
+    """, ["factory", "RuntimeError: weights file not found"]),
+    "missing_method": ("""
+        import numpy_impl
+        class Net:
+            activations = ["tanh", "linear"]
+            learning_rate = 0.001
+            def get_weights(self): return numpy_impl.seed_weights()
+            def set_weights(self, w): pass
+            def forward(self, X): return []
+        def make(): return Net()
+    """, ["lacks gradients, apply_gradients"]),
+    "weights_do_not_chain": ("""
+        import numpy as np, numpy_impl
+        def make():
+            net = numpy_impl.seed_network()
+            net.weights[2] = np.ones((1, 3))
+            return net
+    """, ["layer 1 takes 3 inputs but layer 0 has 2 units"]),
+    "activation_count": ("""
+        import numpy_impl
+        def make():
+            net = numpy_impl.seed_network()
+            net.activations = ["tanh"]
+            return net
+    """, ["returned 4 arrays; expected 2"]),
+    "unknown_activation": ("""
+        import numpy_impl
+        def make():
+            net = numpy_impl.seed_network()
+            net.activations = ["tanh", "gelu"]
+            return net
+    """, ["unknown activation 'gelu'", "linear, relu, sigmoid, tanh"]),
+    "bad_learning_rate": ("""
+        import numpy_impl
+        def make():
+            net = numpy_impl.seed_network()
+            net.learning_rate = float("nan")
+            return net
+    """, ["learning_rate must be a finite number > 0", "nan"]),
+    "gradient_count": ("""
+        import numpy_impl
+        class Net(numpy_impl.Network):
+            def gradients(self, X, y):
+                loss, grads = super().gradients(X, y)
+                return loss, grads[:3]
+        def make(): return Net(numpy_impl.seed_weights(), ["tanh", "linear"], 0.001)
+    """, ["network.gradients(X, y) returned 3 arrays; expected 4"]),
+    "gradient_shape": ("""
+        import numpy_impl
+        class Net(numpy_impl.Network):
+            def gradients(self, X, y):
+                loss, grads = super().gradients(X, y)
+                grads[0] = grads[0].T
+                return loss, grads
+        def make(): return Net(numpy_impl.seed_weights(), ["tanh", "linear"], 0.001)
+    """, ["item 0 has shape (3, 2); expected (2, 3)"]),
+    "gradients_not_a_pair": ("""
+        import numpy_impl
+        class Net(numpy_impl.Network):
+            def gradients(self, X, y):
+                return super().gradients(X, y)[1]
+        def make(): return Net(numpy_impl.seed_weights(), ["tanh", "linear"], 0.001)
+    """, ["must return (loss, grads)"]),
+    "method_raises_mid_run": ("""
+        import numpy_impl
+        class Net(numpy_impl.Network):
+            calls = 0
+            def forward(self, X):
+                self.calls += 1
+                if self.calls == 4:
+                    raise ZeroDivisionError("oops")
+                return super().forward(X)
+        def make(): return Net(numpy_impl.seed_weights(), ["tanh", "linear"], 0.001)
+    """, ["network.forward(X) raised ZeroDivisionError: oops"]),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_PLUGINS))
+def test_broken_plugins_are_one_line_and_exit_2(capsys, plugin, case):
+    source, fragments = BAD_PLUGINS[case]
+    code, _, err = run_main(capsys, "--impl", f"{plugin(source)}:make")
+    assert_one_line_error(code, err, *fragments)
+
+
+@pytest.mark.parametrize("arrays, fragments", [
+    ({"X": np.ones((4, 3)), "y": np.ones((3, 1))}, ["X has 4 rows but y has 3"]),
+    ({"X": np.ones((3, 3))}, ["holds arrays ['X']; expected X and y"]),
+    ({"X": np.ones((0, 3)), "y": np.ones((0, 1))}, ["empty"]),
+    ({"X": np.array([[1.0, np.nan, 2.0]]), "y": np.ones((1, 1))}, ["X holds nan at index [0, 1]"]),
+    ({"X": np.ones((3, 3)), "y": np.ones((3, 2))}, ["last layer has 1 units but y has 2 columns"]),
+    ({"X": np.ones((3, 4)), "y": np.ones((3, 1))}, ["first kernel takes 3 inputs but X has 4 columns"]),
+    ({"X": np.array([["a", "b", "c"]]), "y": np.ones((1, 1))}, ["X must be numeric"]),
+    ({"X": np.array([[1, 2, 3]], dtype=object), "y": np.ones((1, 1))}, ["object arrays"]),
+])
+def test_bad_data_files_are_one_line_and_exit_2(capsys, tmp_path, monkeypatch, arrays, fragments):
+    monkeypatch.chdir(tmp_path)
+    np.savez("d.npz", **arrays)
+    code, _, err = run_main(capsys, "--data", "d.npz")
+    assert_one_line_error(code, err, *fragments)
+
+
+def test_corrupt_npz_is_one_line_and_exit_2(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "d.npz").write_bytes(b"PK\x03\x04 this is not a zip")
+    code, _, err = run_main(capsys, "--data", "d.npz")
+    assert_one_line_error(code, err, "not a readable .npz file")
+
+
+def test_npz_data_with_flat_y_runs_and_notes_the_reshape(capsys, tmp_path, monkeypatch):
+    import numpy_impl
+    monkeypatch.chdir(tmp_path)
+    X, y = numpy_impl.seed_data()
+    np.savez("d.npz", X=X, y=y.ravel())
+    code, out, _ = run_main(capsys, "--data", "d.npz", "--steps", "5")
+    assert code == 0 and "note: y of shape (3,) was reshaped to (3, 1)" in out
+
+
+def test_no_json_file_is_left_behind_on_bad_input(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, _ = run_main(capsys, "--impl", "nope:make", "--json", "r.json")
+    assert code == 2 and os.listdir(tmp_path) == []
+
+
+def test_python_dash_m_compare_end_to_end_without_traceback(tmp_path):
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    ok = subprocess.run([sys.executable, "-m", "compare", "--steps", "20"], cwd=ROOT, env=env,
+                        capture_output=True, text=True)
+    bad = subprocess.run([sys.executable, "-m", "compare", "--impl", "numpy_impl:guide_as_written"],
+                         cwd=ROOT, env=env, capture_output=True, text=True)
+    usage = subprocess.run([sys.executable, "-m", "compare", "--impl", "x:y"], cwd=tmp_path, env=env,
+                           capture_output=True, text=True)
+    assert (ok.returncode, bad.returncode, usage.returncode) == (0, 1, 2)
+    assert "verdict: OK" in ok.stdout and ok.stderr == ""
+    assert "2/N of mean squared error is missing" in bad.stdout
+    assert usage.stderr.count("\n") == 1 and "Traceback" not in usage.stderr
