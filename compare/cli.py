@@ -40,6 +40,9 @@ def parser():
 
 
 def main(argv=None):
+    for stream in (sys.stdout, sys.stderr):  # '−' and '×' must not crash a non-UTF-8 terminal
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="replace")
     try:
         return _run(parser().parse_args(argv))
     except InputError as exc:
