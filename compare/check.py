@@ -5,14 +5,19 @@ every gradient, and the weights after the update. The first element outside its 
 stops the check. By default ("synced") Keras steps from the numpy side's weights each time, so
 each comparison measures one step's arithmetic; "free-running" lets each side train on its own.
 """
+import json
+import math
 import time
 
 import numpy as np
 
-from . import data, diagnose, protocol, tolerance
-from .errors import InputError
+from numpy_impl.losses import smooth_labels
 
-UNIT_ROUNDOFF = {np.dtype("float64"): 2.0 ** -53}
+from . import data, diagnose, notes as keras_notes, protocol, tolerance
+from .errors import InputError
+from .update_tolerance import UpdateTolerance
+
+DTYPES = ("float64", "float32")
 
 
 class _Stop(Exception):
@@ -23,51 +28,81 @@ class _Stop(Exception):
         self.mismatch, self.nonfinite, self.diagnosis = mismatch, nonfinite, diagnosis
 
 
-def check(network, X, y, steps=100, free_running=False):
-    """Train `network` and Keras side by side for `steps` steps; return the report as a dict.
+def batches(n_rows, batch_size, seed):
+    """Endless (epoch, row indices) per step: the rows in order for a full batch, else one seeded
+    permutation per epoch (numpy's default_rng(seed)), cut into batches; both sides use the same."""
+    rng = np.random.default_rng(seed)
+    epoch = 0
+    while True:
+        if batch_size >= n_rows:
+            yield epoch, np.arange(n_rows)
+        else:
+            order = rng.permutation(n_rows)
+            for start in range(0, n_rows, batch_size):
+                yield epoch, order[start:start + batch_size]
+        epoch += 1
 
-    `network` follows the plug-in protocol (README). Raises InputError on bad input or a broken
-    protocol; a numerical mismatch is not an exception but `report["ok"] is False`.
+
+def check(network, X, y, steps=None, epochs=None, batch_size=None, seed=0, free_running=False, dtype="float64"):
+    """Train `network` and Keras side by side; return the report as a dict.
+
+    `network` follows the plug-in protocol (README). `steps` (default 100) or `epochs` sets the
+    length; `batch_size` (default: all rows) the mini-batches, drawn from one seeded permutation
+    per epoch. Raises InputError on bad input or a broken protocol; a numerical mismatch is not an
+    exception but `report["ok"] is False`.
     """
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps <= 0:
-        raise InputError(f"steps must be an integer > 0; received {steps!r}")
     t0 = time.perf_counter()
+    if dtype not in DTYPES:
+        raise InputError(f"dtype must be one of {', '.join(DTYPES)}; received {dtype!r}")
     X, y, notes = data.checked(X, y)
-    sizes, activations, lr = protocol.describe(network, X.shape[1], y.shape[1])
-    keras_step = _keras_step(tuple(sizes), tuple(activations), lr)
+    spec = protocol.describe(network, X.shape[1], y.shape[1])
+    batch_size = _positive("batch_size", batch_size, X.shape[0])
+    steps_per_epoch = math.ceil(X.shape[0] / batch_size)
+    if steps is not None and epochs is not None:
+        raise InputError(f"give steps or epochs, not both; received steps={steps!r}, epochs={epochs!r}")
+    steps = _positive("epochs", epochs, None) * steps_per_epoch if epochs is not None else _positive("steps", steps, 100)
+    notes += keras_notes.for_spec(spec, dtype)
+    keras_step = _keras_step(spec, dtype)
     t_setup = time.perf_counter()
 
-    names = diagnose.weight_names(2 * len(activations))
-    shapes = [w.shape for w in protocol.weights_of(network, len(activations))]
+    u = tolerance.UNIT_ROUNDOFF[dtype]
+    lr, n_layers = spec["learning_rate"], len(spec["activations"])
+    loss_args = {"loss": spec["loss"], "loss_config": spec["loss_config"]}
+    names = diagnose.weight_names(2 * n_layers)
+    shapes = [w.shape for w in protocol.weights_of(network, n_layers)]
+    update_tolerance = UpdateTolerance(spec["optimizer"], spec["optimizer_config"], lr, u)
     stats = {q: {"abs_diff": 0.0, "tolerance_ratio": 0.0, "step": None, "name": None}
              for q in ("weights", "forward", "loss", "gradient")}
-    u = UNIT_ROUNDOFF[np.dtype("float64")]
-    stop, checked = None, 0
+    stop, checked, epoch = None, 0, 0
     drift = {"max_abs": 0.0, "max_rel": 0.0, "step": None, "limit_rel": tolerance.DRIFT_LIMIT,
              "decorrelated_at": None}
     keras_weights, carried_tol = None, [np.zeros(s) for s in shapes]
+    schedule = batches(X.shape[0], batch_size, seed)
     with np.errstate(all="ignore"):
         try:
             for step in range(steps):
-                mine_w = protocol.weights_of(network, len(activations))
-                ref = keras_step.step(keras_weights if free_running and step > 0 else mine_w, X, y)
+                epoch, rows = next(schedule)
+                Xb, yb = X[rows], y[rows]
+                mine_w = protocol.weights_of(network, n_layers)
+                ref = keras_step.step(keras_weights if free_running and step > 0 else mine_w, Xb, yb)
                 _compare(stats, step, "weights", "entering", names, mine_w, ref["weights_in"], carried_tol)
                 gap = None
                 if free_running:
                     gap = [np.abs(m - k) for m, k in zip(mine_w, ref["weights_in"])]
                     if _track_drift(drift, step, gap, ref["weights_in"]):
                         notes.append(f"free-running: the trajectories drifted {drift['max_rel']:.3g} apart "
-                                     f"(relative) by step {step}, past the limit {tolerance.DRIFT_LIMIT:g} of the "
-                                     "first-order tolerance; later steps were not compared (use the synced mode)")
+                                     f"(relative) by step {step}, past the limit {tolerance.DRIFT_LIMIT:g}; "
+                                     "later steps were not compared (use the synced mode)")
                         break
-                tol = tolerance.step_tolerances(ref["weights_in"], activations, X, y, ref["zs"],
-                                                ref["activations"], u, gap)
-                outputs = protocol.checked_list(protocol.call("network.forward(X)", network.forward, X),
+                y_used = smooth_labels(yb, spec["loss"], spec["loss_config"].get("label_smoothing", 0.0))
+                tol = tolerance.step_tolerances(ref["weights_in"], spec["activations"], Xb, y_used, ref["zs"],
+                                                ref["activations"], u, gap, **loss_args)
+                outputs = protocol.checked_list(protocol.call("network.forward(X)", network.forward, Xb),
                                                 [a.shape for a in ref["activations"]], "network.forward(X)")
-                _compare(stats, step, "forward", None, [f"a{l}" for l in range(len(outputs))],
+                _compare(stats, step, "forward", None, [f"a{l}" for l in range(n_layers)],
                          outputs, ref["activations"], tol["forward"])
                 loss, grads = protocol.checked_gradients(
-                    protocol.call("network.gradients(X, y)", network.gradients, X, y), shapes)
+                    protocol.call("network.gradients(X, y)", network.gradients, Xb, yb), shapes)
                 _compare(stats, step, "loss", None, ["loss"], [np.float64(loss)], [np.float64(ref["loss"])],
                          [np.float64(tol["loss"])])
                 try:
@@ -75,17 +110,20 @@ def check(network, X, y, steps=100, free_running=False):
                              tol["grads"])
                 except _Stop as stop_:
                     if stop_.mismatch and not stop_.nonfinite:
-                        stop_.diagnosis = diagnose.diagnose_gradients(grads, ref["grads"], tol["grads"],
-                                                                      y.size, X.shape[0])
+                        n = yb.shape[0] if spec["loss"] == "categorical_crossentropy" else yb.size
+                        stop_.diagnosis = diagnose.diagnose_gradients(grads, ref["grads"], tol["grads"], n,
+                                                                      Xb.shape[0], spec["loss"])
                     raise
                 protocol.call("network.apply_gradients(grads)", network.apply_gradients, grads)
-                after = protocol.weights_of(network, len(activations))
-                update_tol = tolerance.update_tolerances(ref["weights_out"], ref["grads"], tol["grads"], lr, u, gap)
+                after = protocol.weights_of(network, n_layers)
+                update_tol = update_tolerance.step(ref["weights_in"], ref["grads"], tol["grads"],
+                                                   ref["weights_out"], lr, gap)
                 try:
                     _compare(stats, step, "weights", "updated", names, after, ref["weights_out"], update_tol)
                 except _Stop as stop_:
                     if stop_.mismatch and not stop_.nonfinite:
-                        stop_.diagnosis = diagnose.diagnose_update(mine_w, after, ref["weights_out"], update_tol, lr)
+                        stop_.diagnosis = diagnose.diagnose_update(mine_w, after, ref["weights_out"], update_tol,
+                                                                   lr, keras_notes.float32_casts(spec, dtype))
                     raise
                 checked = step + 1
                 if free_running:
@@ -93,37 +131,56 @@ def check(network, X, y, steps=100, free_running=False):
         except _Stop as s:
             stop, checked = s, step + 1
     t_end = time.perf_counter()
-    report = {
+    return {
         "ok": stop is None,
         "steps_checked": checked,
         "steps_requested": int(steps),
         "mode": "free-running" if free_running else "synced",
-        "network": {"layers": sizes, "activations": activations, "learning_rate": lr,
+        "dtype": dtype,
+        "network": {"layers": spec["sizes"], "activations": spec["activations"], "learning_rate": lr,
+                    "loss": spec["loss"], "loss_config": spec["loss_config"], "optimizer": spec["optimizer"],
+                    "optimizer_config": spec["optimizer_config"],
                     "parameters": int(sum(np.prod(s) for s in shapes)), "type": type(network).__name__},
-        "data": {"rows": int(X.shape[0]), "inputs": int(X.shape[1]), "outputs": int(y.shape[1])},
+        "data": {"rows": int(X.shape[0]), "inputs": int(X.shape[1]), "outputs": int(y.shape[1]),
+                 "batch_size": batch_size, "steps_per_epoch": steps_per_epoch, "epochs_started": epoch + 1,
+                 "seed": seed},
         "notes": notes,
         "first_mismatch": stop.mismatch if stop else None,
         "nonfinite": stop.nonfinite if stop else None,
         "diagnosis": stop.diagnosis if stop else None,
         "max_diff": stats,
         "drift": drift if free_running else None,
-        "tolerance": "per element: 2 x first-order rounding-error bound of the step (docs/tolerances.md)",
+        "tolerance": "per element: 2 x rounding-error bound of the step (docs/tolerances.md)",
         "versions": _versions(),
         "timing": {"setup_s": t_setup - t0, "steps_s": t_end - t_setup, "total_s": t_end - t0},
     }
-    return report
+
+
+def _positive(name, value, default):
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise InputError(f"{name} must be an integer > 0; received {value!r}")
+    return int(value)
 
 
 _KERAS_STEPS = {}
 
 
-def _keras_step(sizes, activations, learning_rate):
-    """A KerasStep for this architecture, built and traced once per process, set to `learning_rate`."""
-    if (sizes, activations) not in _KERAS_STEPS:
+def _keras_step(spec, dtype):
+    """A KerasStep for this architecture, loss and optimizer, built and traced once per process, reset."""
+    key = json.dumps([spec["sizes"], spec["activations"], spec["loss"], spec["loss_config"], spec["optimizer"],
+                      spec["optimizer_config"], dtype], sort_keys=True)
+    if key not in _KERAS_STEPS:
         from keras_impl import KerasStep, build_model
-        _KERAS_STEPS[sizes, activations] = KerasStep(build_model(sizes, activations), learning_rate)
-    step = _KERAS_STEPS[sizes, activations]
-    step.optimizer.learning_rate = learning_rate
+        model = build_model(spec["sizes"], spec["activations"], dtype)
+        try:
+            _KERAS_STEPS[key] = KerasStep(model, spec["learning_rate"], spec["loss"], spec["loss_config"],
+                                          spec["optimizer"], spec["optimizer_config"])
+        except (ValueError, TypeError) as exc:  # Keras's own check of a hyper-parameter's value
+            raise InputError(f"Keras refused the configuration: {exc}") from None
+    step = _KERAS_STEPS[key]
+    step.reset(spec["learning_rate"])
     return step
 
 

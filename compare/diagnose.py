@@ -32,14 +32,15 @@ def constant_ratio(mine, ref, tol):
     return None
 
 
-def gradient_causes(r, n):
-    """Known explanations of gradients r × Keras's for mean squared error over n elements."""
+def gradient_causes(r, n, loss="mse"):
+    """Known explanations of gradients r × Keras's for a loss averaged over n terms."""
     scales = [(1.0, None),
-              (n / 2, "the 2/N of mean squared error is missing"),
               (float(n), "the 1/N of the mean is missing (the loss is summed, not averaged)"),
-              (0.5, "the factor 2 of the square is missing (a ½ in the loss)"),
-              (2.0, "there is an extra factor 2"),
               (1 / n, "the mean is taken twice (an extra 1/N)")]
+    if loss == "mse":
+        scales[1:1] = [(n / 2, "the 2/N of mean squared error is missing")]
+        scales += [(0.5, "the factor 2 of the square is missing (a ½ in the loss)"),
+                   (2.0, "there is an extra factor 2")]
     found = []
     for sign in (1, -1):
         for scale, text in scales:
@@ -49,21 +50,32 @@ def gradient_causes(r, n):
     return [f for f in found if f]
 
 
-def diagnose_gradients(mine, ref, tol, n, rows):
+def diagnose_gradients(mine, ref, tol, n, rows, loss="mse"):
     """A sentence for gradients that are a constant multiple of Keras's, overall or per tensor; else None.
 
     n is the number of loss elements (rows × outputs), rows the batch size.
     """
     r = constant_ratio(mine, ref, tol)
     if r is not None and abs(r - 1) > 1e-6:
-        causes = gradient_causes(r, n)
+        causes = gradient_causes(r, n, loss)
         cause = " or ".join(causes) if causes else "a constant factor that matches no known cause (sign, 1/N, ½, 2/N)"
         return f"gradients are {fmt(r)} × Keras's: {cause}"
     return _per_tensor("gradient", mine, ref, tol, rows)
 
 
-def diagnose_update(before, mine, ref, tol, learning_rate):
-    """A sentence for updates w' − w that are a constant multiple of Keras's, or tensors left unchanged."""
+def diagnose_update(before, mine, ref, tol, learning_rate, casts=()):
+    """A sentence for updates w' − w that are a constant multiple of Keras's, or tensors left unchanged.
+
+    `casts` are notes on hyper-parameters Keras rounds through float32, the usual cause of a small
+    update mismatch with a stateful optimizer.
+    """
+    text = _update_ratio(before, mine, ref, tol, learning_rate)
+    if casts:
+        text = "; ".join(([text] if text else []) + list(casts))
+    return text
+
+
+def _update_ratio(before, mine, ref, tol, learning_rate):
     steps_mine = [m - b for m, b in zip(mine, before)]
     steps_ref = [k - b for k, b in zip(ref, before)]
     r = constant_ratio(steps_mine, steps_ref, tol)

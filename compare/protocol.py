@@ -13,7 +13,8 @@ import numpy as np
 from .errors import InputError
 
 METHODS = ("get_weights", "set_weights", "forward", "gradients", "apply_gradients")
-KNOWN_ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh")
+KNOWN_ACTIVATIONS = ("linear", "relu", "sigmoid", "softmax", "tanh")
+LOSS_OPTIONS = {"from_logits": bool, "label_smoothing": float}
 
 
 def load_factory(spec):
@@ -60,9 +61,10 @@ def as_float_array(value, what):
 
 
 def describe(network, n_inputs, n_outputs):
-    """Check the protocol's attributes and weight shapes; return (sizes, activations, learning_rate).
+    """Check the protocol's attributes and weight shapes; return the network's spec as a dict.
 
-    sizes lists every layer's width, the input included: [3, 2, 1] for the guide's network.
+    spec: sizes (every layer's width, the input included: [3, 2, 1] for the guide's network),
+    activations, learning_rate, loss, loss_config, optimizer, optimizer_config.
     """
     missing = [m for m in METHODS if not callable(getattr(network, m, None))]
     missing += [a for a in ("activations", "learning_rate") if not hasattr(network, a)]
@@ -76,6 +78,8 @@ def describe(network, n_inputs, n_outputs):
     unknown = [a for a in activations if a not in KNOWN_ACTIVATIONS]
     if unknown:
         raise InputError(f"unknown activation {unknown[0]!r}; expected one of {', '.join(KNOWN_ACTIVATIONS)}")
+    if "softmax" in activations[:-1]:
+        raise InputError(f"softmax is supported on the last layer only; received activations {activations}")
     lr = network.learning_rate
     if isinstance(lr, bool) or not isinstance(lr, (int, float, np.floating, np.integer)) or not math.isfinite(lr) or lr <= 0:
         raise InputError(f"network.learning_rate must be a finite number > 0; received {lr!r}")
@@ -85,7 +89,44 @@ def describe(network, n_inputs, n_outputs):
         raise InputError(f"the first kernel takes {sizes[0]} inputs but X has {n_inputs} columns")
     if sizes[-1] != n_outputs:
         raise InputError(f"the last layer has {sizes[-1]} units but y has {n_outputs} columns")
-    return sizes, activations, float(lr)
+    spec = {"sizes": sizes, "activations": activations, "learning_rate": float(lr)}
+    spec.update(training_spec(network))
+    return spec
+
+
+def training_spec(network):
+    """The network's loss and optimizer, by Keras name and keyword arguments; mse and sgd when undeclared."""
+    from numpy_impl.losses import LOSSES
+    from numpy_impl.optimizers import OPTIMIZERS
+    loss = getattr(network, "loss", "mse")
+    optimizer = getattr(network, "optimizer", "sgd")
+    if not isinstance(loss, str) or loss not in LOSSES:
+        raise InputError(f"unknown loss {loss!r}; expected one of {', '.join(sorted(LOSSES))}")
+    if not isinstance(optimizer, str) or optimizer not in OPTIMIZERS:
+        raise InputError(f"unknown optimizer {optimizer!r}; expected one of {', '.join(sorted(OPTIMIZERS))}")
+    loss_config = _config(network, "loss_config", LOSS_OPTIONS if loss in ("binary_crossentropy",
+                                                                           "categorical_crossentropy") else {})
+    optimizer_config = _config(network, "optimizer_config", OPTIMIZERS[optimizer].defaults)
+    return {"loss": loss, "loss_config": loss_config, "optimizer": optimizer, "optimizer_config": optimizer_config}
+
+
+def _config(network, attr, allowed):
+    config = getattr(network, attr, None) or {}
+    if not isinstance(config, dict):
+        raise InputError(f"network.{attr} must be a dict of keyword arguments; received {config!r}")
+    for key, value in config.items():
+        if key not in allowed:
+            valid = ", ".join(sorted(allowed)) or "none"
+            hint = " (the learning rate is the network's learning_rate)" if key == "learning_rate" else ""
+            raise InputError(f"{attr} has unknown option {key!r}{hint}; valid options: {valid}")
+        default = allowed[key]
+        kind = default if isinstance(default, type) else type(default)
+        ok = (isinstance(value, bool) if kind is bool else
+              value is None or (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)))
+        if not ok:
+            raise InputError(f"{attr} option {key!r} must be a {'bool' if kind is bool else 'finite number'}; "
+                             f"received {value!r}")
+    return dict(config)
 
 
 def _iterable(x):

@@ -1,28 +1,31 @@
-"""Per-element tolerances from a first-order rounding-error bound of one training step.
+"""Per-element tolerances from a rounding-error bound of one training step.
 
-Each side's computed value q̂ differs from the exact q by at most E(q), built with the
-standard rules (Higham, *Accuracy and Stability of Numerical Algorithms*, ch. 3):
+Each side's computed value q̂ differs from the exact q by at most E(q), built with the standard
+rules (Higham, *Accuracy and Stability of Numerical Algorithms*, ch. 3):
 
-    sum or dot product of n terms   |error| ≤ γ_n · Σ|terms|,  γ_n = n·u / (1 - n·u)
+    sum or dot product of n terms   |error| ≤ γ_n · Σ|terms|,  γ_n = n·u / (1 − n·u)
     one rounded operation           |error| ≤ u·|result|
-    input errors e_a propagate       linearly, through |W|, |f'|, |δ| ...
+    exp, log, tanh, sigmoid         |error| ≤ 8 ulp ≤ 16·u·|result| (TensorFlow: ≤ 6 ulp, measured)
+    inexact inputs                  propagate through |W|, |f'|, |δ|; products keep their cross term
 
-u is the unit roundoff (2⁻⁵³ in float64). The tolerance between the two sides is 2·E: both
-round independently. The bound is tight where values are large and honest where they cancel:
-for the guide's saturated hidden unit (tanh ≈ 0.9999998) the term 2|a|·E(a) of 1 − a² lets
-that unit's gradient differ by ~1e-9 relative, while every other element stays near 1e-15.
+u is the unit roundoff (2⁻⁵³ in float64, 2⁻²⁴ in float32). The tolerance between the two sides is
+2·E: both round independently. See docs/tolerances.md for the table of rules and measurements.
 """
 import numpy as np
 
-# Allowed error of one side's activation function, in units of u·|a| (TensorFlow's float64
-# tanh is up to 6 ulp from the exact value, numpy's 1 ulp; 16·u·|a| ≥ 8 ulp).
+from numpy_impl.losses import takes_logits
+
+UNIT_ROUNDOFF = {"float64": 2.0 ** -53, "float32": 2.0 ** -24}
+
+# Allowed error of one side's exp, log, log1p, tanh or sigmoid, in units of u·|result|.
+TRANSCENDENTAL = 16.0
+ACTIVATION_ERROR = {"linear": 0.0, "relu": 0.0, "tanh": TRANSCENDENTAL, "sigmoid": TRANSCENDENTAL}
+
 # Free-running mode: the relative drift max|Δw| / max|w| past which the trajectories are declared
 # decorrelated. Past it the tolerances, which grow with the drift, could no longer catch a learning
 # rate off by 1e-7, so the check says so and stops comparing.
 DRIFT_LIMIT = 1e-6
 GAP_MARGIN = 1e-9
-
-ACTIVATION_ERROR = {"linear": 0.0, "relu": 0.0, "tanh": 16.0, "sigmoid": 16.0}
 
 
 def gamma(n, u):
@@ -30,7 +33,20 @@ def gamma(n, u):
     return n * u / (1 - n * u)
 
 
-def activation_slope(name, z, a, e_z):
+def sqrt_gap(x, d):
+    """max |√x' − √x| over |x' − x| ≤ d: √(x + d) − √max(x − d, 0), without cancellation."""
+    x = np.abs(x)
+    hi, lo = np.sqrt(x + d), np.sqrt(np.maximum(x - d, 0))
+    return np.where(x >= d, 2 * d / np.maximum(hi + lo, np.finfo(float).tiny), hi)
+
+
+def quotient_gap(x, dx, y, dy):
+    """max |x'/y' − x/y| over |x' − x| ≤ dx, |y' − y| ≤ dy, for y > dy ≥ 0 (else inf)."""
+    room = np.abs(y) - dy
+    return np.where(room > 0, (dx + np.abs(x / y) * dy) / np.where(room > 0, room, 1), np.inf)
+
+
+def activation_slope(name, z, e_z):
     """max |f'| over the interval z ± e_z, so a propagated error needs no second-order term."""
     if name == "tanh":
         return 1 - np.tanh(np.maximum(np.abs(z) - e_z, 0)) ** 2
@@ -39,6 +55,23 @@ def activation_slope(name, z, a, e_z):
         return s * (1 - s)
     if name == "relu":
         return (z > -e_z).astype(z.dtype)
+    return np.ones_like(z)
+
+
+def softmax_error(a, e_z, u):
+    """E(softmax(z)) = a·(expm1(2·max_row E(z)) + (K + 4)·16u): a shift of each z_j by ≤ e changes a_j by ≤ a_j(e^{2e} − 1)."""
+    k = a.shape[-1]
+    return a * (np.expm1(2 * e_z.max(axis=-1, keepdims=True)) + (k + 4) * TRANSCENDENTAL * u)
+
+
+def slope_at(name, z, a):
+    """f'(z) at the reference point, from the output a, as Keras's autodiff evaluates it."""
+    if name == "tanh":
+        return 1 - a * a
+    if name == "sigmoid":
+        return a * (1 - a)
+    if name == "relu":
+        return (z > 0).astype(z.dtype)
     return np.ones_like(z)
 
 
@@ -51,51 +84,149 @@ def slope_error(name, a, e_a, u):
     return np.zeros_like(a)
 
 
-def step_bounds(weights, activations, X, y, zs, outputs, u, weight_error=None):
+def backward_activation(name, z, a, e_z, e_a, delta, e_delta, u):
+    """(dz, E(dz)) for dz = f'(z) ⊙ δ, or the softmax product a ⊙ (δ − Σδa)."""
+    if name == "softmax":
+        s = np.sum(delta * a, axis=-1, keepdims=True)
+        e_s = (np.sum(e_delta * (np.abs(a) + e_a) + np.abs(delta) * e_a, axis=-1, keepdims=True)
+               + gamma(a.shape[-1], u) * np.sum(np.abs(delta * a), axis=-1, keepdims=True))
+        dz = a * (delta - s)
+        e_dz = (e_a * (np.abs(delta - s) + e_delta + e_s) + np.abs(a) * (e_delta + e_s)
+                + 2 * u * np.abs(a) * (np.abs(delta) + np.abs(s)))
+        return dz, e_dz
+    slope = np.abs(slope_at(name, z, a))
+    e_slope = slope_error(name, a, e_a, u)
+    dz = delta * slope
+    e_dz = e_delta * (slope + e_slope) + np.abs(delta) * e_slope + u * np.abs(dz)
+    if name == "relu":  # near the kink the derivative itself may flip between 0 and 1
+        e_dz = np.where(np.abs(z) <= e_z, np.abs(delta) + e_delta, e_dz)
+    return dz, e_dz
+
+
+def loss_bounds(name, where, y, x, e_x, u, epsilon=1e-7, last_activation=None):
+    """(E(L), δ, E(δ)) for the loss `name` evaluated on x (ŷ, or the logits z when where is set).
+
+    δ = dL/dx in the reference's values; every bound is over x ± e_x.
+    """
+    T = TRANSCENDENTAL * u
+    n, N = x.size, x.shape[0]
+    if name == "mse":
+        r = x - y
+        e_r = e_x + u * np.abs(r)
+        loss = np.mean(r * r)
+        e_loss = np.sum(e_r * (2 * np.abs(r) + e_r)) / n + gamma(n + 2, u) * loss
+        delta = 2 * r / n
+        return e_loss, delta, 2 * e_r / n + 4 * u * np.abs(delta)
+    if name == "mae":
+        r = x - y
+        e_r = e_x + u * np.abs(r)
+        e_loss = np.sum(e_r) / n + gamma(n + 2, u) * np.mean(np.abs(r))
+        delta = np.sign(r) / n
+        return e_loss, delta, np.where(np.abs(r) <= e_r, 2.0 / n, u * np.abs(delta))
+    if name == "binary_crossentropy" and where:
+        e = np.exp(-np.abs(x))
+        sigma = np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+        terms = np.abs(np.maximum(x, 0)) + np.abs(x * y) + np.log1p(e)
+        e_loss = (np.sum(np.abs(sigma - y) * e_x + e_x ** 2 / 8) / n + gamma(n + 4, u) * np.sum(terms) / n
+                  + T * np.sum(np.log1p(e) + e) / n)
+        delta = (sigma - y) / n
+        e_delta = activation_slope("sigmoid", x, e_x) * e_x / n + (T * sigma + 2 * u * np.abs(sigma - y)) / n
+        return e_loss, delta, e_delta
+    if name == "binary_crossentropy":
+        lo, hi = epsilon, 1 - epsilon
+        p = np.clip(x, lo, hi)
+        inside = (x >= lo) & (x <= hi)
+        edge = (np.abs(x - lo) <= e_x) | (np.abs(x - hi) <= e_x)
+        room_p, room_q = np.maximum(p - e_x, lo), np.maximum(1 - p - e_x, 1 - hi)
+        delta = np.where(inside, (-y / p + (1 - y) / (1 - p)) / n, 0.0)
+        e_delta = np.where(inside, (np.abs(y) / room_p ** 2 + np.abs(1 - y) / room_q ** 2) * e_x / n
+                           + 4 * u * (np.abs(y / p) + np.abs((1 - y) / (1 - p))) / n, 0.0)
+        e_delta = np.where(edge, np.abs(delta) + e_delta + (np.abs(y) / lo + np.abs(1 - y) / (1 - hi)) / n, e_delta)
+        logs = np.abs(y * np.log(p)) + np.abs((1 - y) * np.log(1 - p))
+        e_loss = (np.sum((np.abs(y) / room_p + np.abs(1 - y) / room_q) * e_x) / n
+                  + gamma(n + 4, u) * np.sum(logs) / n + (T + 2 * u) * np.sum(np.abs(y) + np.abs(1 - y)) / n)
+        return e_loss, delta, e_delta
+    if name == "categorical_crossentropy" and where:
+        k = x.shape[-1]
+        m = x.max(axis=-1, keepdims=True)
+        lse = m + np.log(np.sum(np.exp(x - m), axis=-1, keepdims=True))
+        sm = np.exp(x - lse)
+        e_sm = softmax_error(sm, e_x, u)
+        e_lse = e_x.max(axis=-1, keepdims=True) + (k + 2) * T * (np.abs(lse) + 1)
+        e_loss = (np.sum(np.abs(y) * (e_lse + e_x)) + gamma(k + 2, u) * np.sum(np.abs(y) * (np.abs(lse) + np.abs(x)))
+                  ) / N + gamma(N, u) * abs(np.sum(y * (lse - x)) / N)
+        delta = (sm - y) / N
+        return e_loss, delta, e_sm / N + 2 * u * np.abs(delta)
+    if name == "categorical_crossentropy":
+        k = x.shape[-1]
+        lo, hi = epsilon, 1 - epsilon
+        s = x.sum(axis=-1, keepdims=True)
+        e_s = e_x.sum(axis=-1, keepdims=True) + gamma(k, u) * np.abs(x).sum(axis=-1, keepdims=True)
+        q = x / s
+        e_q = quotient_gap(x, e_x, s, e_s) + u * np.abs(q)
+        qc = np.clip(q, lo, hi)
+        inside = (q >= lo) & (q <= hi)
+        edge = (np.abs(q - lo) <= e_q) | (np.abs(q - hi) <= e_q)
+        room = np.maximum(qc - e_q, lo)
+        g = np.where(inside, -y / qc / N, 0.0)
+        e_g = np.where(inside, np.abs(y) * e_q / (N * qc * room) + 2 * u * np.abs(g), 0.0)
+        e_g = np.where(edge, np.abs(g) + e_g + np.abs(y) / (N * lo), e_g)
+        t = np.sum(g * q, axis=-1, keepdims=True)
+        e_t = (np.sum(e_g * (np.abs(q) + e_q) + np.abs(g) * e_q, axis=-1, keepdims=True)
+               + gamma(k, u) * np.sum(np.abs(g * q), axis=-1, keepdims=True))
+        delta = (g - t) / s
+        e_delta = quotient_gap(g - t, e_g + e_t + u * np.abs(g - t), s, e_s) + u * np.abs(delta)
+        e_loss = (np.sum(np.abs(y) * e_q / room) + gamma(k + 2, u) * np.sum(np.abs(y * np.log(qc)))
+                  + T * np.sum(np.abs(y))) / N
+        return e_loss, delta, e_delta
+    raise ValueError(f"no error bound for loss {name!r}")
+
+
+def step_bounds(weights, activations, X, y, zs, outputs, u, weight_error=None, loss="mse", loss_config=None,
+                epsilon=1e-7):
     """Error bounds E for one side's forward outputs, loss and gradients.
 
     weights: [W0, b0, ...] in (units, inputs) convention; zs, outputs: the reference side's
-    pre-activations and layer outputs. weight_error: per-array bound on how far the two sides'
-    input weights are apart (zero when both step from identical weights; the measured gap in
-    free-running mode). Products of two inexact factors keep their cross term
-    ((|x| + e_x)(|y| + e_y) − |x||y|), and slopes are maxima over the input's interval, so the
-    bound holds for gaps of any size, not only to first order.
+    pre-activations and layer outputs; y: the targets after any label smoothing. weight_error:
+    per-array bound on how far the two sides' input weights are apart (zero when both step from
+    identical weights; the measured gap in free-running mode). Products of two inexact factors keep
+    their cross term ((|x| + e_x)(|y| + e_y) − |x||y|), and slopes are maxima over the input's
+    interval, so the bound holds for gaps of any size, not only to first order.
     Returns {"forward": [...], "loss": float, "grads": [...]}.
     """
+    loss_config = loss_config or {}
     Ws, bs = weights[0::2], weights[1::2]
     if weight_error is None:
         weight_error = [np.zeros_like(w) for w in weights]
     eWs, ebs = weight_error[0::2], weight_error[1::2]
-    # Forward: z = a W^T + b, a' = f(z).
+    # Forward: z = a Wᵀ + b, a' = f(z).
     e_a, a, e_outputs, e_zs = np.zeros_like(X), X, [], []
     for W, b, eW, eb, z, out, name in zip(Ws, bs, eWs, ebs, zs, outputs, activations):
         n_in = W.shape[1]
         e_z = (gamma(n_in + 1, u) * (np.abs(a) @ np.abs(W).T + np.abs(b))
                + e_a @ (np.abs(W) + eW).T + np.abs(a) @ eW.T + eb)
-        e_a = activation_slope(name, z, out, e_z) * e_z + ACTIVATION_ERROR[name] * u * np.abs(out)
+        if name == "softmax":
+            e_a = softmax_error(out, e_z, u)
+        else:
+            e_a = activation_slope(name, z, e_z) * e_z + ACTIVATION_ERROR[name] * u * np.abs(out)
         e_zs.append(e_z)
         e_outputs.append(e_a)
         a = out
-    # Loss: L = mean(r²), r = ŷ − y, over n elements; |r_1² − r_2²| ≤ e_r (2|r| + e_r).
-    y_hat, n = outputs[-1], y.size
-    r = y_hat - y
-    e_r = e_outputs[-1] + u * np.abs(r)
-    loss = np.mean(r * r)
-    e_loss = np.sum(e_r * (2 * np.abs(r) + e_r) + u * r * r) / n + gamma(n + 2, u) * loss
-    # Backward: δ = dL/dŷ = 2r/n; dz = δ ⊙ f'(z); dW = dzᵀ a_prev; db = Σ dz; δ_prev = dz W.
-    delta = 2 * r / n
-    e_delta = 2 * e_r / n + 4 * u * np.abs(delta)
+    # Loss, and δ = dL/d(where the loss is evaluated).
+    where = takes_logits(loss, loss_config.get("from_logits", False), activations[-1])
+    x, e_x = (zs[-1], e_zs[-1]) if where == "z" else (outputs[-1], e_outputs[-1])
+    e_loss, delta, e_delta = loss_bounds(loss, where, y, x, e_x, u, epsilon)
+    # Backward: dz = f'(z) ⊙ δ; dW = dzᵀ a_prev; db = Σ dz; δ_prev = dz W.
     e_grads, N = [], X.shape[0]
     for l in reversed(range(len(Ws))):
-        name, z, out, W, eW = activations[l], zs[l], outputs[l], Ws[l], eWs[l]
+        W, eW = Ws[l], eWs[l]
         a_prev = outputs[l - 1] if l > 0 else X
         e_a_prev = e_outputs[l - 1] if l > 0 else np.zeros_like(X)
-        slope = np.abs(ACTIVATION_SLOPE_AT[name](z, out))
-        e_slope = slope_error(name, out, e_outputs[l], u)
-        dz = delta * slope
-        e_dz = e_delta * (slope + e_slope) + np.abs(delta) * e_slope + u * np.abs(dz)
-        if name == "relu":  # near the kink the derivative itself may flip between 0 and 1
-            e_dz = np.where(np.abs(z) <= e_zs[l], np.abs(delta) + e_delta, e_dz)
+        if l == len(Ws) - 1 and where == "z":
+            dz, e_dz = delta, e_delta
+        else:
+            dz, e_dz = backward_activation(activations[l], zs[l], outputs[l], e_zs[l], e_outputs[l],
+                                           delta, e_delta, u)
         e_dW = (gamma(N, u) * np.abs(dz).T @ np.abs(a_prev) + e_dz.T @ (np.abs(a_prev) + e_a_prev)
                 + np.abs(dz).T @ e_a_prev)
         e_db = gamma(N, u) * np.abs(dz).sum(axis=0) + e_dz.sum(axis=0)
@@ -106,16 +237,7 @@ def step_bounds(weights, activations, X, y, zs, outputs, u, weight_error=None):
     return {"forward": e_outputs, "loss": float(e_loss), "grads": e_grads}
 
 
-# f'(z) at the reference point, from the layer's output a, as Keras's autodiff evaluates it.
-ACTIVATION_SLOPE_AT = {
-    "tanh": lambda z, a: 1 - a * a,
-    "sigmoid": lambda z, a: a * (1 - a),
-    "relu": lambda z, a: (z > 0).astype(z.dtype),
-    "linear": lambda z, a: np.ones_like(z),
-}
-
-
-def step_tolerances(weights, activations, X, y, zs, outputs, u, weight_gap=None):
+def step_tolerances(weights, activations, X, y, zs, outputs, u, weight_gap=None, **loss):
     """Tolerances between the two sides: 2·E for the rounding of both, plus the gap's propagation once.
 
     With weight_gap = |w_numpy − w_keras| (free-running mode), E(gap) = E(0) + P(gap), P the
@@ -123,21 +245,12 @@ def step_tolerances(weights, activations, X, y, zs, outputs, u, weight_gap=None)
     the reference side's magnitudes; the other side's differ by the gap, which changes its
     rounding terms by O(n·u) relative, covered by the factor 1 + GAP_MARGIN.
     """
-    e0 = step_bounds(weights, activations, X, y, zs, outputs, u)
+    e0 = step_bounds(weights, activations, X, y, zs, outputs, u, **loss)
     if weight_gap is None:
         return {"forward": [2 * e for e in e0["forward"]], "loss": 2 * e0["loss"],
                 "grads": [2 * e for e in e0["grads"]]}
-    eg = step_bounds(weights, activations, X, y, zs, outputs, u, weight_gap)
+    eg = step_bounds(weights, activations, X, y, zs, outputs, u, weight_gap, **loss)
     k = 1 + GAP_MARGIN
     return {"forward": [a + k * b for a, b in zip(e0["forward"], eg["forward"])],
             "loss": e0["loss"] + k * eg["loss"],
             "grads": [a + k * b for a, b in zip(e0["grads"], eg["grads"])]}
-
-
-def update_tolerances(weights_out, grads, grad_tol, learning_rate, u, weight_gap=None):
-    """Tolerance on w' = w − lr·g between the sides: 2u·|w'| + 2u·|lr·g| + lr·tol(g) (+ the entering gap)."""
-    tol = [2 * u * np.abs(w) + 2 * u * np.abs(learning_rate * g) + learning_rate * t
-           for w, g, t in zip(weights_out, grads, grad_tol)]
-    if weight_gap is not None:
-        tol = [t + gap for t, gap in zip(tol, weight_gap)]
-    return tol

@@ -6,6 +6,20 @@ from keras import ops
 
 from .convert import from_keras, to_keras
 
+LOSSES = {
+    "mse": keras.losses.MeanSquaredError,
+    "mae": keras.losses.MeanAbsoluteError,
+    "binary_crossentropy": keras.losses.BinaryCrossentropy,
+    "categorical_crossentropy": keras.losses.CategoricalCrossentropy,
+}
+OPTIMIZERS = {
+    "sgd": keras.optimizers.SGD,
+    "adam": keras.optimizers.Adam,
+    "adamw": keras.optimizers.AdamW,
+    "rmsprop": keras.optimizers.RMSprop,
+    "adagrad": keras.optimizers.Adagrad,
+}
+
 
 def build_model(sizes, activations, dtype="float64"):
     """keras.Sequential([Input((sizes[0],)), Dense(sizes[1], activation=activations[0]), ...]).
@@ -21,26 +35,35 @@ def build_model(sizes, activations, dtype="float64"):
 
 
 class KerasStep:
-    """One training step of `model` with Keras's MeanSquaredError and SGD(learning_rate).
+    """One training step of `model` with a Keras loss and optimizer, by name and keyword arguments.
 
     `step(weights, X, y)` loads `weights` (guide convention, (units, inputs)) into the model and
     returns, all in the guide's convention:
       weights_in  the model's variables after loading (checks the round trip),
       zs, activations  each Dense layer's pre-activation and output,
-      loss        keras.losses.MeanSquaredError()(y, ŷ),
+      loss        the Keras loss object's value,
       grads       d loss / d variable from tf.GradientTape (Keras's own autodiff),
       weights_out the variables after optimizer.apply_gradients.
+    The optimizer keeps its state (momenta, iteration count) from step to step until `reset()`.
     The step runs compiled (tf.function) unless `compiled=False`.
     """
 
-    def __init__(self, model, learning_rate, compiled=True):
-        dtype = keras.config.floatx()
+    def __init__(self, model, learning_rate, loss="mse", loss_config=None, optimizer="sgd",
+                 optimizer_config=None, compiled=True):
+        self.dtype = model.trainable_variables[0].dtype
+        keras.config.set_floatx(self.dtype)
         self.model = model
-        self.loss_fn = keras.losses.MeanSquaredError(dtype=dtype)
-        self.optimizer = keras.optimizers.SGD(learning_rate=learning_rate)
+        self.loss_fn = LOSSES[loss](dtype=self.dtype, **(loss_config or {}))
+        self.optimizer = OPTIMIZERS[optimizer](learning_rate=learning_rate, **(optimizer_config or {}))
         self.optimizer.build(model.trainable_variables)
-        self._dtype = dtype
-        self._step = tf.function(self._keras_step) if compiled else self._keras_step
+        self._initial_state = [np.array(v.numpy()) for v in self.optimizer.variables]
+        self._step = tf.function(self._keras_step, reduce_retracing=True) if compiled else self._keras_step
+
+    def reset(self, learning_rate):
+        """Forget the optimizer's state (momenta, accumulators, iterations) and set the learning rate."""
+        for variable, value in zip(self.optimizer.variables, self._initial_state):
+            variable.assign(value)
+        self.optimizer.learning_rate = learning_rate
 
     def _keras_step(self, kernels, X, y):
         variables = self.model.trainable_variables
@@ -61,8 +84,8 @@ class KerasStep:
 
     def step(self, weights, X, y):
         """Run one step from `weights` ((units, inputs) convention); return a dict of numpy arrays."""
-        kernels = [tf.constant(w, dtype=self._dtype) for w in to_keras(weights)]
-        out = self._step(kernels, tf.constant(X, dtype=self._dtype), tf.constant(y, dtype=self._dtype))
+        kernels = [tf.constant(w, dtype=self.dtype) for w in to_keras(weights)]
+        out = self._step(kernels, tf.constant(X, dtype=self.dtype), tf.constant(y, dtype=self.dtype))
         weights_in, zs, activations, loss, grads, weights_out = tf.nest.map_structure(np.asarray, out)
         return {"weights_in": from_keras(weights_in), "zs": list(zs), "activations": list(activations),
                 "loss": float(loss), "grads": from_keras(grads), "weights_out": from_keras(weights_out)}

@@ -1,37 +1,49 @@
 """A dense stack in numpy, written the way the guide writes its 3-2-1 network."""
 import numpy as np
 
-from . import ops
+from . import losses, ops
+from .optimizers import OPTIMIZERS
 
 
 class Network:
     """Dense layers: layer l maps a (N, inputs) to f_l(a @ W_l.T + b_l), W_l shaped (units, inputs).
 
-    For the guide's network the weights are [W0 (2, 3), b0 (2,), W1 (1, 2), b1 (1,)]
-    and the activations ["tanh", "linear"]. The loss is Keras's mean squared error and
-    the update plain SGD, which is what the plug-in protocol of `compare` asks for.
+    For the guide's network the weights are [W0 (2, 3), b0 (2,), W1 (1, 2), b1 (1,)] and the
+    activations ["tanh", "linear"]. `loss` is a Keras loss name ("mse", "mae",
+    "binary_crossentropy", "categorical_crossentropy") with `loss_config` (from_logits,
+    label_smoothing); `optimizer` a Keras optimizer name with `optimizer_config` (its keyword
+    arguments but the learning rate). The defaults, mean squared error and plain SGD, are the guide's.
     """
 
-    def __init__(self, weights, activations, learning_rate):
-        self.weights = [np.array(w, dtype=np.float64) for w in weights]
+    def __init__(self, weights, activations, learning_rate, loss="mse", loss_config=None,
+                 optimizer="sgd", optimizer_config=None, dtype="float64"):
+        self.dtype = np.dtype(dtype).type
+        self.weights = [np.array(w, dtype=self.dtype) for w in weights]
         self.activations = list(activations)
         self.learning_rate = learning_rate
         for name in self.activations:
             if name not in ops.ACTIVATIONS:
                 raise ValueError(f"unknown activation {name!r}; expected one of {sorted(ops.ACTIVATIONS)}")
+        if loss not in losses.LOSSES:
+            raise ValueError(f"unknown loss {loss!r}; expected one of {sorted(losses.LOSSES)}")
+        if optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {optimizer!r}; expected one of {sorted(OPTIMIZERS)}")
+        self.loss, self.loss_config = loss, dict(loss_config or {})
+        self.optimizer, self.optimizer_config = optimizer, dict(optimizer_config or {})
+        self._optimizer = OPTIMIZERS[optimizer](learning_rate, dtype=self.dtype, **self.optimizer_config)
 
     def get_weights(self):
         return [w.copy() for w in self.weights]
 
     def set_weights(self, weights):
-        self.weights = [np.array(w, dtype=np.float64) for w in weights]
+        self.weights = [np.array(w, dtype=self.dtype) for w in weights]
 
     def forward(self, X):
         """Each layer's output after its activation; the last one is the prediction ŷ."""
         return self._forward(X)[1]
 
     def _forward(self, X):
-        zs, activations, a = [], [], X
+        zs, activations, a = [], [], X.astype(self.dtype)
         for (W, b), name in zip(self._layers(), self.activations):
             z = ops.dense_forward(a, W, b)
             a = ops.ACTIVATIONS[name][0](z)
@@ -40,27 +52,39 @@ class Network:
         return zs, activations
 
     def gradients(self, X, y):
-        """(loss, [dW0, db0, dW1, db1, ...]) for L = mean((ŷ - y)²), by backpropagation.
+        """(loss, [dW0, db0, dW1, db1, ...]) by backpropagation.
 
         delta = dL/dz of a layer, shaped (N, units); dW = delta.T @ a_prev, db = Σ_rows delta,
-        and dL/da_prev = delta @ W.
+        and dL/da_prev = delta @ W. Cross-entropies after a sigmoid or softmax layer start from
+        that layer's pre-activation z, as Keras does.
         """
-        _, activations = self._forward(X)
-        y_hat = activations[-1]
-        loss = float(ops.mse(y_hat, y))
-        dL_da = ops.mse_grad(y_hat, y)
+        X, y = X.astype(self.dtype), y.astype(self.dtype)
+        zs, activations = self._forward(X)
+        y = losses.smooth_labels(y, self.loss, self.loss_config.get("label_smoothing", 0.0))
+        on_output, on_logits = losses.LOSSES[self.loss]
+        where = losses.takes_logits(self.loss, self.loss_config.get("from_logits", False), self.activations[-1])
+        if where == "z":
+            loss, delta = on_logits(zs[-1], y)
+        elif where == "a":
+            loss, dL_da = on_logits(activations[-1], y)
+            delta = ops.activation_backward(self.activations[-1], activations[-1], dL_da)
+        else:
+            loss, dL_da = on_output(activations[-1], y)
+            delta = ops.activation_backward(self.activations[-1], activations[-1], dL_da)
         grads = []
         for l in reversed(range(len(self.activations))):
             W, _ = self._layers()[l]
+            if l < len(self.activations) - 1:
+                delta = ops.activation_backward(self.activations[l], activations[l], dL_da)
             a_prev = activations[l - 1] if l > 0 else X
-            delta = dL_da * ops.ACTIVATIONS[self.activations[l]][1](activations[l])
             grads[:0] = [delta.T @ a_prev, delta.sum(axis=0)]
             dL_da = delta @ W
-        return loss, grads
+        return float(loss), grads
 
     def apply_gradients(self, grads):
-        """One plain SGD step: w ← w - learning_rate · g for every array."""
-        self.weights = [ops.sgd_step(w, g, self.learning_rate) for w, g in zip(self.weights, grads)]
+        """One step of the network's optimizer (plain SGD: w ← w − learning_rate · g)."""
+        self._optimizer.learning_rate = self.learning_rate
+        self.weights = self._optimizer.apply(self.weights, grads)
 
     def _layers(self):
         return list(zip(self.weights[0::2], self.weights[1::2]))

@@ -52,24 +52,23 @@ def linear_grad(a):
     return np.ones_like(a)
 
 
+def softmax(z):
+    """a_j = exp(z_j − max z) / Σ_k exp(z_k − max z), per row."""
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def softmax_backward(a, da):
+    """dL/dz = a ⊙ (dL/da − Σ_k dL/da_k · a_k), per row: the softmax Jacobian-vector product."""
+    return a * (da - np.sum(da * a, axis=-1, keepdims=True))
+
+
 ACTIVATIONS = {f.__name__: (f, g) for f, g in [
-    (linear, linear_grad), (tanh, tanh_grad), (sigmoid, sigmoid_grad), (relu, relu_grad)]}
+    (linear, linear_grad), (tanh, tanh_grad), (sigmoid, sigmoid_grad), (relu, relu_grad), (softmax, None)]}
 
 
-def mse(y_hat, y):
-    """L = mean((ŷ - y)²) over all N elements.
-
-    Keras: `mean(square(y_true - y_pred), axis=-1)`, then the mean over the batch
-    (reduction "sum_over_batch_size"): the same value up to rounding.
-    """
-    return np.mean((y_hat - y) ** 2)
-
-
-def mse_grad(y_hat, y):
-    """dL/dŷ = 2 (ŷ - y) / N, N the number of elements. TensorFlow: `-((1/N) * ((y - ŷ) * 2))`."""
-    return 2 * (y_hat - y) / y.size
-
-
-def sgd_step(w, g, learning_rate):
-    """w - learning_rate · g. Keras SGD without momentum: `w.assign_sub(g * learning_rate)`."""
-    return w - g * learning_rate
+def activation_backward(name, a, da):
+    """dL/dz from dL/da through the activation `name`, given its output a."""
+    if name == "softmax":
+        return softmax_backward(a, da)
+    return da * ACTIVATIONS[name][1](a)

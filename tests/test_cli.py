@@ -122,7 +122,7 @@ BAD_PLUGINS = {
             net = numpy_impl.seed_network()
             net.activations = ["tanh", "gelu"]
             return net
-    """, ["unknown activation 'gelu'", "linear, relu, sigmoid, tanh"]),
+    """, ["unknown activation 'gelu'", "linear, relu, sigmoid, softmax, tanh"]),
     "bad_learning_rate": ("""
         import numpy_impl
         def make():

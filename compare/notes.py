@@ -1,0 +1,38 @@
+"""What the report says about Keras's details that a numpy side must reproduce."""
+from numpy_impl.optimizers import OPTIMIZERS, f32
+
+# Hyper-parameters that Keras on TensorFlow passes through float32 (tf.cast of a Python float).
+FLOAT32_CAST = {"sgd": ["momentum"], "adam": ["beta_1", "beta_2"], "adamw": ["beta_1", "beta_2", "weight_decay"],
+                "rmsprop": [], "adagrad": ["initial_accumulator_value"]}
+WHERE = {"beta_1": "inside beta_1**t", "beta_2": "inside beta_2**t"}
+
+
+def float32_casts(spec, dtype):
+    """Sentences for each hyper-parameter that Keras rounds through float32 in this configuration."""
+    if dtype != "float64":
+        return []
+    config = {**OPTIMIZERS[spec["optimizer"]].defaults, **spec["optimizer_config"]}
+    names = FLOAT32_CAST[spec["optimizer"]] + (["weight_decay"] if spec["optimizer"] != "adamw" else [])
+    out = []
+    for name in names:
+        value = config.get(name)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value and f32(value) != value:
+            where = WHERE.get(name, "")
+            out.append(f"Keras uses {spec['optimizer']} {name}={value!r} as {f32(value)!r} "
+                       f"{(where + ' ') if where else ''}(cast through float32 on TensorFlow); "
+                       "numpy_impl does the same")
+    return out
+
+
+def for_spec(spec, dtype):
+    """Notes on the loss and optimizer: logits taken from a sigmoid/softmax layer, float32-cast constants."""
+    notes = []
+    last, loss = spec["activations"][-1], spec["loss"]
+    if loss in ("binary_crossentropy", "categorical_crossentropy") and last in ("sigmoid", "softmax"):
+        formula = "sigmoid" if loss == "binary_crossentropy" else "softmax"
+        notes.append(f"Keras computes {loss} from the pre-activation of the last ({last}) layer with the "
+                     f"{formula} cross-entropy on logits (no clipping), whatever from_logits says")
+        if (loss, last) in (("binary_crossentropy", "softmax"), ("categorical_crossentropy", "sigmoid")):
+            notes.append(f"{loss} after a {last} layer: Keras applies the {formula} formula to the {last}'s "
+                         "logits, which is rarely what was meant")
+    return notes + float32_casts(spec, dtype)
