@@ -178,7 +178,8 @@ def _keras_step(spec, dtype):
             _KERAS_STEPS[key] = KerasStep(model, spec["learning_rate"], spec["loss"], spec["loss_config"],
                                           spec["optimizer"], spec["optimizer_config"])
         except (ValueError, TypeError) as exc:  # Keras's own check of a hyper-parameter's value
-            raise InputError(f"Keras refused the configuration: {exc}") from None
+            raise InputError(f"Keras refused loss {spec['loss']} {spec['loss_config']} or optimizer "
+                             f"{spec['optimizer']} {spec['optimizer_config']}: {exc}") from None
     step = _KERAS_STEPS[key]
     step.reset(spec["learning_rate"])
     return step
@@ -231,8 +232,9 @@ def _nonfinite(where, m, k, finite_m, finite_k):
     nonfinite = dict(where, side=side, index=list(i), value=str(value))
     place = f"step {where['step']}, {where['quantity']} {where['name']}{list(i)}"
     if side == "both":
-        text = (f"both sides produced non-finite values first at {place} ({m[i]} in numpy, {k[i]} in Keras): "
-                "training diverged on both sides; a smaller learning rate may help")
+        cause = ("the configuration cannot be evaluated in floating point from the first step" if where["step"] == 0
+                 else "training diverged on both sides; a smaller learning rate may help")
+        text = f"both sides produced non-finite values first at {place} ({m[i]} in numpy, {k[i]} in Keras): {cause}"
         return _Stop(nonfinite=nonfinite, diagnosis=text)
     other = k[i] if side == "numpy" else m[i]
     mismatch = dict(where, index=list(i), numpy=_num(m[i]), keras=_num(k[i]), abs_diff=_num(abs(m[i] - k[i])),

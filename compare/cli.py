@@ -1,11 +1,18 @@
 """python -m compare: check a numpy network against Keras, step by step. Exit 0 ok, 1 mismatch, 2 bad input."""
 import argparse
+import json
+import math
 import sys
 
 from .errors import InputError
 
 EPILOG = """exit status: 0 when numpy and Keras agree at every step, 1 on a mismatch,
 2 on bad usage or bad input (one line on stderr)."""
+
+# Options that describe the built-in network; a plug-in (--impl) declares these itself.
+NETWORK_OPTIONS = ("layers", "activations", "loss", "loss_config", "optimizer", "optimizer_config",
+                   "learning_rate", "init")
+KERAS_DEFAULT_LR = {"sgd": 0.01, "adam": 0.001, "adamw": 0.001, "rmsprop": 0.001, "adagrad": 0.001}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -23,19 +30,79 @@ def _positive_int(text):
     return value
 
 
+def _positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0; received {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0; received {text!r}")
+    return value
+
+
+def _widths(text):
+    try:
+        sizes = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated widths like 64,32,10; received {text!r}") from None
+    if len(sizes) < 2 or min(sizes) <= 0:
+        raise argparse.ArgumentTypeError(f"expected at least two widths > 0 (input and output); received {text!r}")
+    return sizes
+
+
+def _names(text):
+    return [part.strip() for part in text.split(",")]
+
+
+def _json_object(text):
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"malformed JSON ({exc.msg} at position {exc.pos}); received {text!r}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object like {{\"momentum\": 0.9}}; received {text!r}")
+    return value
+
+
 def parser():
     p = _Parser(prog="python -m compare", description=__doc__, epilog=EPILOG)
-    p.add_argument("--impl", default="numpy_impl:seed_network", metavar="MODULE:FACTORY",
+    p.add_argument("--impl", metavar="MODULE:FACTORY",
                    help="zero-argument callable returning the network to check; MODULE importable from the "
-                        "current directory (default: numpy_impl:seed_network, the guide's network)")
-    p.add_argument("--steps", type=_positive_int, default=100, help="training steps to check (default: 100)")
-    p.add_argument("--data", default="guide", metavar="guide|PATH.npz",
-                   help="'guide' (the guide's X and y, default) or an .npz file holding arrays X and y")
-    p.add_argument("--free-running", action="store_true",
-                   help="let each side train on its own and report the drift (default: Keras steps from "
-                        "the numpy side's weights at every step)")
-    p.add_argument("--json", metavar="PATH", help="write the report as JSON to PATH")
-    p.add_argument("--quiet", "-q", action="store_true", help="print only the verdict line")
+                        "current directory (default: the built-in network: the guide's, or --layers)")
+    net = p.add_argument_group("the built-in network (numpy_impl.Network); a plug-in declares its own")
+    net.add_argument("--layers", type=_widths, metavar="W0,W1,...",
+                     help="every layer's width, the input included (default 3,2,1: the guide's network)")
+    net.add_argument("--activations", type=_names, metavar="A1,A2,...",
+                     help="one per non-input layer: linear, tanh, sigmoid, relu, softmax (last layer only); "
+                          "default tanh for hidden layers and linear for the last")
+    net.add_argument("--loss", help="mse (default), mae, binary_crossentropy or categorical_crossentropy")
+    net.add_argument("--loss-config", type=_json_object, metavar="JSON",
+                     help='keyword arguments of the Keras loss, e.g. \'{"from_logits": true}\'')
+    net.add_argument("--optimizer", help="sgd (default), adam, adamw, rmsprop or adagrad")
+    net.add_argument("--optimizer-config", type=_json_object, metavar="JSON",
+                     help='keyword arguments of the Keras optimizer, e.g. \'{"momentum": 0.9, "nesterov": true}\'')
+    net.add_argument("--learning-rate", type=_positive_float, metavar="LR",
+                     help="default: the guide's 0.001 for its network, else Keras's default for the optimizer")
+    net.add_argument("--init", choices=("guide", "glorot"),
+                     help="initial weights: the guide's (default for 3,2,1) or Glorot uniform from --seed")
+    run = p.add_argument_group("training")
+    run.add_argument("--data", default="guide", metavar="guide|digits|random|PATH.npz",
+                     help="the guide's X and y (default); scikit-learn's bundled digits; seeded random data "
+                          "shaped for the network; or an .npz file holding arrays X and y")
+    length = run.add_mutually_exclusive_group()
+    length.add_argument("--steps", type=_positive_int, help="training steps to check (default: 100)")
+    length.add_argument("--epochs", type=_positive_int, help="epochs to check, each one pass over the data")
+    run.add_argument("--batch-size", type=_positive_int, help="rows per step (default: all rows)")
+    run.add_argument("--seed", type=int, default=0, help="seeds the initial weights, random data and the "
+                                                          "per-epoch permutation (default 0)")
+    run.add_argument("--dtype", choices=("float64", "float32"), default="float64",
+                     help="precision of both sides and of the tolerances (default float64)")
+    run.add_argument("--free-running", action="store_true",
+                     help="let each side train on its own and report the drift (default: Keras steps from "
+                          "the numpy side's weights at every step)")
+    out = p.add_argument_group("output")
+    out.add_argument("--json", metavar="PATH", help="write the report as JSON to PATH")
+    out.add_argument("--quiet", "-q", action="store_true", help="print only the verdict line")
     return p
 
 
@@ -53,6 +120,28 @@ def main(argv=None):
         return 130
 
 
+def builtin_network(args):
+    """numpy_impl.Network from the command line: the guide's weights for 3,2,1, else Glorot uniform."""
+    import numpy_impl
+    sizes = args.layers or [3, 2, 1]
+    activations = args.activations or ["tanh"] * (len(sizes) - 2) + ["linear"]
+    if len(activations) != len(sizes) - 1:
+        raise InputError(f"--activations needs one name per non-input layer ({len(sizes) - 1} for --layers "
+                         f"{','.join(map(str, sizes))}); received {len(activations)}: {','.join(activations)}")
+    init = args.init or ("guide" if sizes == [3, 2, 1] else "glorot")
+    if init == "guide" and sizes != [3, 2, 1]:
+        raise InputError(f"--init guide needs --layers 3,2,1; received {','.join(map(str, sizes))}")
+    weights = numpy_impl.seed_weights() if init == "guide" else numpy_impl.glorot_uniform(sizes, args.seed)
+    optimizer = args.optimizer or "sgd"
+    guide = sizes == [3, 2, 1] and init == "guide"
+    lr = args.learning_rate or (numpy_impl.guide.LEARNING_RATE if guide else KERAS_DEFAULT_LR.get(optimizer, 0.01))
+    try:
+        return numpy_impl.Network(weights, activations, lr, loss=args.loss or "mse", loss_config=args.loss_config,
+                                  optimizer=optimizer, optimizer_config=args.optimizer_config, dtype=args.dtype)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+
+
 def _run(args):
     from . import data, protocol, report
     if args.json:
@@ -60,12 +149,31 @@ def _run(args):
             report.ensure_writable(args.json)
         except OSError as exc:
             raise InputError(f"cannot write --json {args.json!r}: {exc.strerror or exc}") from None
-    X, y = data.load(args.data)
-    network = protocol.load_factory(args.impl)
+    if args.impl:
+        given = [f"--{name.replace('_', '-')}" for name in NETWORK_OPTIONS if getattr(args, name) is not None]
+        if given:
+            raise InputError(f"{', '.join(given)} {'describes' if len(given) == 1 else 'describe'} the built-in "
+                             f"network; the network from --impl {args.impl} declares its own")
+        network = protocol.load_factory(args.impl)
+    else:
+        network = builtin_network(args)
+    shape_hint = _shape_hint(network) if args.data == "random" else (None, None)
+    X, y = data.load(args.data, *shape_hint, loss=getattr(network, "loss", "mse"), seed=args.seed)
     from .check import check
-    result = check(network, X, y, steps=args.steps, free_running=args.free_running)
+    result = check(network, X, y, steps=args.steps, epochs=args.epochs, batch_size=args.batch_size,
+                   seed=args.seed, free_running=args.free_running, dtype=args.dtype)
     text = report.summary(result)
     print(text.splitlines()[-1] if args.quiet else text)
     if args.json:
         report.write_json(args.json, result)
     return 0 if result["ok"] else 1
+
+
+def _shape_hint(network):
+    """(inputs, outputs) of a network, for random data shaped to fit it."""
+    from . import protocol
+    weights = protocol.call("network.get_weights()", network.get_weights)
+    try:
+        return int(weights[0].shape[1]), int(weights[-1].shape[0])
+    except (TypeError, IndexError, AttributeError):
+        raise InputError("network.get_weights() must return a list of arrays, kernel (units, inputs) first") from None

@@ -7,13 +7,30 @@ import numpy as np
 from .errors import InputError
 
 
-def load(spec):
-    """'guide' → numpy_impl.seed_data(); a path → arrays X and y of that .npz (allow_pickle=False)."""
+RANDOM_ROWS = 64
+
+
+def load(spec, n_inputs=None, n_outputs=None, loss="mse", seed=0):
+    """The training data named by `spec`:
+
+    'guide'   numpy_impl.seed_data();
+    'digits'  scikit-learn's bundled 8×8 digits (no download), X/16 in [0, 1], y one-hot (1797, 10);
+    'random'  64 seeded rows, X ~ N(0, 1), targets that suit the loss (N(0, 1) for mse and mae,
+              0/1 for binary cross-entropy, one-hot for categorical), shaped for the network;
+    a path    arrays X and y of that .npz file, loaded with allow_pickle=False.
+    """
     if spec == "guide":
         from numpy_impl import seed_data
         return seed_data()
+    if spec == "digits":
+        from sklearn.datasets import load_digits
+        digits = load_digits()
+        return digits.data / 16.0, np.eye(10)[digits.target]
+    if spec == "random":
+        return random_data(n_inputs, n_outputs, loss, seed)
     if not os.path.isfile(spec):
-        raise InputError(f"--data expects 'guide' or a path to an .npz file with arrays X and y; no such file {spec!r}")
+        raise InputError(f"--data expects guide, digits, random or a path to an .npz file with arrays X and y; "
+                         f"no such file {spec!r}")
     try:
         with np.load(spec, allow_pickle=False) as npz:
             missing = [k for k in ("X", "y") if k not in npz.files]
@@ -28,6 +45,17 @@ def load(spec):
         raise InputError(f"{spec} is not a readable .npz file: {exc}") from None
     except (OSError, zipfile.BadZipFile, EOFError) as exc:
         raise InputError(f"{spec} is not a readable .npz file: {type(exc).__name__}: {exc}") from None
+
+
+def random_data(n_inputs, n_outputs, loss, seed, rows=RANDOM_ROWS):
+    """Seeded X ~ N(0, 1) (rows, n_inputs) and targets (rows, n_outputs) that suit `loss`."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(rows, n_inputs))
+    if loss == "binary_crossentropy":
+        return X, (rng.random((rows, n_outputs)) < 0.5).astype(np.float64)
+    if loss == "categorical_crossentropy":
+        return X, np.eye(n_outputs)[rng.integers(0, n_outputs, rows)]
+    return X, rng.normal(size=(rows, n_outputs))
 
 
 def checked(X, y):

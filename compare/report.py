@@ -10,10 +10,12 @@ def summary(report):
     """A plain-text summary: what was checked, the largest difference per quantity, the verdict."""
     net, lines = report["network"], []
     lines.append(f"numpy ({net['type']}) vs Keras {report['versions']['keras']} on TensorFlow "
-                 f"{report['versions']['tensorflow']}, float64, {report['mode']} steps")
+                 f"{report['versions']['tensorflow']}, {report['dtype']}, {report['mode']} steps")
     lines.append(f"network {'-'.join(map(str, net['layers']))} [{', '.join(net['activations'])}], "
-                 f"{net['parameters']} parameters, learning rate {net['learning_rate']:g}, "
-                 f"{report['data']['rows']} samples")
+                 f"{net['parameters']} parameters; loss {_named(net['loss'], net['loss_config'])}, "
+                 f"optimizer {_named(net['optimizer'], net['optimizer_config'])}, learning rate {net['learning_rate']:g}")
+    d = report["data"]
+    lines.append(f"data: {d['rows']} rows, batches of {d['batch_size']} ({d['steps_per_epoch']} steps per epoch)")
     lines.append(f"steps checked: {report['steps_checked']} of {report['steps_requested']}")
     lines.append(f"  {'quantity':<10}{'largest |diff|':>16}{'diff/tolerance':>16}  where")
     for q in QUANTITIES:
@@ -41,6 +43,10 @@ def summary(report):
     lines.append("verdict: " + ("OK: numpy and Keras agree at every step checked" if report["ok"] else
                                 "FAIL: numpy and Keras disagree"))
     return "\n".join(lines)
+
+
+def _named(name, config):
+    return name + (" " + ", ".join(f"{k}={v}" for k, v in config.items()) if config else "")
 
 
 def ensure_writable(path):
