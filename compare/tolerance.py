@@ -103,23 +103,24 @@ def backward_activation(name, z, a, e_z, e_a, delta, e_delta, u):
     return dz, e_dz
 
 
-def loss_bounds(name, where, y, x, e_x, u, epsilon=1e-7, last_activation=None):
+def loss_bounds(name, where, y, x, e_x, u, epsilon=1e-7, e_y=0.0):
     """(E(L), δ, E(δ)) for the loss `name` evaluated on x (ŷ, or the logits z when where is set).
 
-    δ = dL/dx in the reference's values; every bound is over x ± e_x.
+    δ = dL/dx in the reference's values; every bound is over x ± e_x. e_y bounds the targets'
+    own rounding (label smoothing computes y(1 − s) + s/K, two roundings per side).
     """
     T = TRANSCENDENTAL * u
     n, N = x.size, x.shape[0]
     if name == "mse":
         r = x - y
-        e_r = e_x + u * np.abs(r)
+        e_r = e_x + e_y + u * np.abs(r)
         loss = np.mean(r * r)
         e_loss = np.sum(e_r * (2 * np.abs(r) + e_r)) / n + gamma(n + 2, u) * loss
         delta = 2 * r / n
         return e_loss, delta, 2 * e_r / n + 4 * u * np.abs(delta)
     if name == "mae":
         r = x - y
-        e_r = e_x + u * np.abs(r)
+        e_r = e_x + e_y + u * np.abs(r)
         e_loss = np.sum(e_r) / n + gamma(n + 2, u) * np.mean(np.abs(r))
         delta = np.sign(r) / n
         return e_loss, delta, np.where(np.abs(r) <= e_r, 2.0 / n, u * np.abs(delta))
@@ -127,10 +128,10 @@ def loss_bounds(name, where, y, x, e_x, u, epsilon=1e-7, last_activation=None):
         e = np.exp(-np.abs(x))
         sigma = np.where(x >= 0, 1 / (1 + e), e / (1 + e))
         terms = np.abs(np.maximum(x, 0)) + np.abs(x * y) + np.log1p(e)
-        e_loss = (np.sum(np.abs(sigma - y) * e_x + e_x ** 2 / 8) / n + gamma(n + 4, u) * np.sum(terms) / n
-                  + T * np.sum(np.log1p(e) + e) / n)
+        e_loss = (np.sum(np.abs(sigma - y) * e_x + e_x ** 2 / 8 + np.abs(x) * e_y) / n
+                  + gamma(n + 4, u) * np.sum(terms) / n + T * np.sum(np.log1p(e) + e) / n)
         delta = (sigma - y) / n
-        e_delta = activation_slope("sigmoid", x, e_x) * e_x / n + (T * sigma + 2 * u * np.abs(sigma - y)) / n
+        e_delta = (activation_slope("sigmoid", x, e_x) * e_x + e_y + T * sigma + 2 * u * np.abs(sigma - y)) / n
         return e_loss, delta, e_delta
     if name == "binary_crossentropy":
         lo, hi = epsilon, 1 - epsilon
@@ -140,10 +141,12 @@ def loss_bounds(name, where, y, x, e_x, u, epsilon=1e-7, last_activation=None):
         room_p, room_q = np.maximum(p - e_x, lo), np.maximum(1 - p - e_x, 1 - hi)
         delta = np.where(inside, (-y / p + (1 - y) / (1 - p)) / n, 0.0)
         e_delta = np.where(inside, (np.abs(y) / room_p ** 2 + np.abs(1 - y) / room_q ** 2) * e_x / n
+                           + (1 / room_p + 1 / room_q) * e_y / n
                            + 4 * u * (np.abs(y / p) + np.abs((1 - y) / (1 - p))) / n, 0.0)
         e_delta = np.where(edge, np.abs(delta) + e_delta + (np.abs(y) / lo + np.abs(1 - y) / (1 - hi)) / n, e_delta)
         logs = np.abs(y * np.log(p)) + np.abs((1 - y) * np.log(1 - p))
-        e_loss = (np.sum((np.abs(y) / room_p + np.abs(1 - y) / room_q) * e_x) / n
+        e_loss = (np.sum((np.abs(y) / room_p + np.abs(1 - y) / room_q) * e_x
+                         + np.abs(np.log(p) - np.log(1 - p)) * e_y) / n
                   + gamma(n + 4, u) * np.sum(logs) / n + (T + 2 * u) * np.sum(np.abs(y) + np.abs(1 - y)) / n)
         return e_loss, delta, e_delta
     if name == "categorical_crossentropy" and where:
@@ -153,10 +156,11 @@ def loss_bounds(name, where, y, x, e_x, u, epsilon=1e-7, last_activation=None):
         sm = np.exp(x - lse)
         e_sm = softmax_error(sm, e_x, u)
         e_lse = e_x.max(axis=-1, keepdims=True) + (k + 2) * T * (np.abs(lse) + 1)
-        e_loss = (np.sum(np.abs(y) * (e_lse + e_x)) + gamma(k + 2, u) * np.sum(np.abs(y) * (np.abs(lse) + np.abs(x)))
-                  ) / N + gamma(N, u) * abs(np.sum(y * (lse - x)) / N)
+        e_loss = (np.sum(np.abs(y) * (e_lse + e_x) + np.abs(lse - x) * e_y)
+                  + gamma(k + 2, u) * np.sum(np.abs(y) * (np.abs(lse) + np.abs(x)))) / N + gamma(N, u) * abs(
+                      np.sum(y * (lse - x)) / N)
         delta = (sm - y) / N
-        return e_loss, delta, e_sm / N + 2 * u * np.abs(delta)
+        return e_loss, delta, (e_sm + e_y) / N + 2 * u * np.abs(delta)
     if name == "categorical_crossentropy":
         k = x.shape[-1]
         lo, hi = epsilon, 1 - epsilon
@@ -169,14 +173,14 @@ def loss_bounds(name, where, y, x, e_x, u, epsilon=1e-7, last_activation=None):
         edge = (np.abs(q - lo) <= e_q) | (np.abs(q - hi) <= e_q)
         room = np.maximum(qc - e_q, lo)
         g = np.where(inside, -y / qc / N, 0.0)
-        e_g = np.where(inside, np.abs(y) * e_q / (N * qc * room) + 2 * u * np.abs(g), 0.0)
+        e_g = np.where(inside, (np.abs(y) * e_q / room + e_y) / (N * qc) + 2 * u * np.abs(g), 0.0)
         e_g = np.where(edge, np.abs(g) + e_g + np.abs(y) / (N * lo), e_g)
         t = np.sum(g * q, axis=-1, keepdims=True)
         e_t = (np.sum(e_g * (np.abs(q) + e_q) + np.abs(g) * e_q, axis=-1, keepdims=True)
                + gamma(k, u) * np.sum(np.abs(g * q), axis=-1, keepdims=True))
         delta = (g - t) / s
         e_delta = quotient_gap(g - t, e_g + e_t + u * np.abs(g - t), s, e_s) + u * np.abs(delta)
-        e_loss = (np.sum(np.abs(y) * e_q / room) + gamma(k + 2, u) * np.sum(np.abs(y * np.log(qc)))
+        e_loss = (np.sum(np.abs(y) * e_q / room + np.abs(np.log(qc)) * e_y) + gamma(k + 2, u) * np.sum(np.abs(y * np.log(qc)))
                   + T * np.sum(np.abs(y))) / N
         return e_loss, delta, e_delta
     raise ValueError(f"no error bound for loss {name!r}")
@@ -215,7 +219,8 @@ def step_bounds(weights, activations, X, y, zs, outputs, u, weight_error=None, l
     # Loss, and δ = dL/d(where the loss is evaluated).
     where = takes_logits(loss, loss_config.get("from_logits", False), activations[-1])
     x, e_x = (zs[-1], e_zs[-1]) if where == "z" else (outputs[-1], e_outputs[-1])
-    e_loss, delta, e_delta = loss_bounds(loss, where, y, x, e_x, u, epsilon)
+    e_y = 2 * u * np.abs(y) + u * loss_config.get("label_smoothing", 0.0) if loss_config.get("label_smoothing") else 0.0
+    e_loss, delta, e_delta = loss_bounds(loss, where, y, x, e_x, u, epsilon, e_y)
     # Backward: dz = f'(z) ⊙ δ; dW = dzᵀ a_prev; db = Σ dz; δ_prev = dz W.
     e_grads, N = [], X.shape[0]
     for l in reversed(range(len(Ws))):
