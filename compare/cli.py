@@ -138,7 +138,7 @@ def builtin_network(args):
     try:
         return numpy_impl.Network(weights, activations, lr, loss=args.loss or "mse", loss_config=args.loss_config,
                                   optimizer=optimizer, optimizer_config=args.optimizer_config, dtype=args.dtype)
-    except ValueError as exc:
+    except (ValueError, TypeError) as exc:
         raise InputError(str(exc)) from None
 
 

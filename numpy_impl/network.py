@@ -28,6 +28,9 @@ class Network:
             raise ValueError(f"unknown loss {loss!r}; expected one of {sorted(losses.LOSSES)}")
         if optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {optimizer!r}; expected one of {sorted(OPTIMIZERS)}")
+        if "learning_rate" in (optimizer_config or {}):
+            raise ValueError("optimizer_config has unknown option 'learning_rate' (the network's learning_rate "
+                             "sets it)")
         self.loss, self.loss_config = loss, dict(loss_config or {})
         self.optimizer, self.optimizer_config = optimizer, dict(optimizer_config or {})
         self._optimizer = OPTIMIZERS[optimizer](learning_rate, dtype=self.dtype, **self.optimizer_config)

@@ -22,8 +22,8 @@ class Optimizer:
     def __init__(self, learning_rate, dtype=np.float64, **config):
         unknown = sorted(set(config) - set(self.defaults))
         if unknown:
-            raise ValueError(f"{type(self).__name__.lower()} got unknown option {unknown[0]!r}; "
-                             f"expected some of {sorted(self.defaults)}")
+            raise ValueError(f"optimizer_config has unknown option {unknown[0]!r} for "
+                             f"{type(self).__name__.lower()}; valid options: {', '.join(sorted(self.defaults))}")
         self.learning_rate, self.dtype = learning_rate, dtype
         self.config = {**self.defaults, **config}
         self.iterations, self.state = 0, None

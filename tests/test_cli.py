@@ -226,3 +226,73 @@ def test_python_dash_m_compare_end_to_end_without_traceback(tmp_path):
     assert "verdict: OK" in ok.stdout and ok.stderr == ""
     assert "2/N of mean squared error is missing" in bad.stdout
     assert usage.stderr.count("\n") == 1 and "Traceback" not in usage.stderr
+
+
+# --- options for any network (issue: general networks) ----------------------------------------
+
+def test_digits_network_from_the_command_line(capsys, tmp_path):
+    path = tmp_path / "r.json"
+    code, out, _ = run_main(capsys, "--data", "digits", "--layers", "64,32,10", "--activations", "relu,softmax",
+                            "--loss", "categorical_crossentropy", "--optimizer", "adam", "--batch-size", "32",
+                            "--epochs", "1", "--json", str(path))
+    report = json.loads(path.read_text())
+    assert code == 0 and "steps checked: 57 of 57" in out
+    assert report["network"]["layers"] == [64, 32, 10] and report["data"]["batch_size"] == 32
+    assert report["network"]["optimizer"] == "adam" and report["network"]["learning_rate"] == 0.001
+
+
+def test_random_data_is_shaped_for_the_network_and_seeded(capsys, tmp_path):
+    paths = [tmp_path / f"r{i}.json" for i in range(3)]
+    for path, seed in zip(paths, ("1", "1", "2")):
+        code, _, _ = run_main(capsys, "--data", "random", "--layers", "5,4,3", "--activations", "tanh,sigmoid",
+                              "--loss", "binary_crossentropy", "--optimizer", "sgd", "--optimizer-config",
+                              '{"momentum": 0.9, "nesterov": true}', "--batch-size", "16", "--epochs", "2",
+                              "--seed", seed, "--json", str(path))
+        assert code == 0
+    reports = [json.loads(p.read_text()) for p in paths]
+    for r in reports:
+        r.pop("timing")
+    assert reports[0] == reports[1] and reports[0]["max_diff"] != reports[2]["max_diff"]
+    assert reports[0]["data"]["rows"] == 64 and reports[0]["steps_checked"] == 8
+
+
+def test_loss_config_reaches_keras(capsys):
+    code, out, _ = run_main(capsys, "--data", "random", "--layers", "4,3", "--activations", "linear",
+                            "--loss", "categorical_crossentropy", "--loss-config", '{"from_logits": true}')
+    assert code == 0 and "loss categorical_crossentropy from_logits=True" in out
+
+
+def test_float32_guide_check(capsys):
+    code, out, _ = run_main(capsys, "--dtype", "float32", "--steps", "200")
+    assert code == 0 and "float32, synced steps" in out
+
+
+@pytest.mark.parametrize("argv, fragments", [
+    (["--layers", "3"], ["--layers", "at least two widths"]),
+    (["--layers", "3,x,1"], ["--layers", "comma-separated widths"]),
+    (["--layers", "3,4,1", "--activations", "tanh"], ["one name per non-input layer (2", "received 1"]),
+    (["--activations", "tanh,swish"], ["unknown activation 'swish'"]),
+    (["--activations", "softmax,linear"], ["softmax is supported on the last layer only"]),
+    (["--loss", "hinge"], ["unknown loss 'hinge'", "categorical_crossentropy"]),
+    (["--optimizer", "nadam"], ["unknown optimizer 'nadam'", "rmsprop"]),
+    (["--optimizer-config", "{bad"], ["--optimizer-config", "malformed JSON"]),
+    (["--loss-config", "[1, 2]"], ["--loss-config", "JSON object"]),
+    (["--optimizer-config", '{"learning_rate": 0.1}'], ["unknown option 'learning_rate'", "learning_rate"]),
+    (["--optimizer", "adam", "--optimizer-config", '{"momentum": 0.9}'], ["unknown option 'momentum'", "beta_1"]),
+    (["--optimizer", "sgd", "--optimizer-config", '{"momentum": 2}'], ["Keras refused", "momentum"]),
+    (["--loss", "binary_crossentropy", "--loss-config", '{"from_logits": "yes"}'], ["from_logits", "bool"]),
+    (["--learning-rate", "0"], ["--learning-rate", "received '0'"]),
+    (["--learning-rate", "nan"], ["--learning-rate", "received 'nan'"]),
+    (["--learning-rate", "inf"], ["--learning-rate", "received 'inf'"]),
+    (["--steps", "5", "--epochs", "2"], ["not allowed with argument"]),
+    (["--batch-size", "-1"], ["--batch-size", "received '-1'"]),
+    (["--dtype", "float16"], ["--dtype", "invalid choice"]),
+    (["--data", "digits"], ["first kernel takes 3 inputs but X has 64 columns"]),
+    (["--init", "guide", "--layers", "4,2,1"], ["--init guide needs --layers 3,2,1"]),
+    (["--impl", "numpy_impl:seed_network", "--optimizer", "adam", "--layers", "3,2,1"],
+     ["--layers, --optimizer describe the built-in network"]),
+])
+def test_bad_network_options_are_one_line_and_exit_2(capsys, argv, fragments, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_main(capsys, *argv)
+    assert_one_line_error(code, err, *fragments)
