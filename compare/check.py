@@ -18,6 +18,7 @@ from .errors import InputError
 from .update_tolerance import UpdateTolerance
 
 DTYPES = ("float64", "float32")
+REFEREES = ("exact", "finite_differences")
 
 
 class _Stop(Exception):
@@ -43,17 +44,21 @@ def batches(n_rows, batch_size, seed):
         epoch += 1
 
 
-def check(network, X, y, steps=None, epochs=None, batch_size=None, seed=0, free_running=False, dtype="float64"):
+def check(network, X, y, steps=None, epochs=None, batch_size=None, seed=0, free_running=False, dtype="float64",
+          referee=None):
     """Train `network` and Keras side by side; return the report as a dict.
 
     `network` follows the plug-in protocol (README). `steps` (default 100) or `epochs` sets the
     length; `batch_size` (default: all rows) the mini-batches, drawn from one seeded permutation
     per epoch. Raises InputError on bad input or a broken protocol; a numerical mismatch is not an
-    exception but `report["ok"] is False`.
+    exception but `report["ok"] is False`. `referee` ("exact" or "finite_differences") judges the
+    first mismatching step, or step 0 when all agree, against a third opinion (compare/referee.py).
     """
     t0 = time.perf_counter()
     if dtype not in DTYPES:
         raise InputError(f"dtype must be one of {', '.join(DTYPES)}; received {dtype!r}")
+    if referee is not None and referee not in REFEREES:
+        raise InputError(f"unknown referee {referee!r}; expected one of {', '.join(REFEREES)}")
     X, y, notes = data.checked(X, y)
     spec = protocol.describe(network, X.shape[1], y.shape[1])
     batch_size = _positive("batch_size", batch_size, X.shape[0])
@@ -78,6 +83,7 @@ def check(network, X, y, steps=None, epochs=None, batch_size=None, seed=0, free_
              "decorrelated_at": None}
     keras_weights, carried_tol = None, [np.zeros(s) for s in shapes]
     schedule = batches(X.shape[0], batch_size, seed)
+    first = current = None
     with np.errstate(all="ignore"):
         try:
             for step in range(steps):
@@ -85,6 +91,8 @@ def check(network, X, y, steps=None, epochs=None, batch_size=None, seed=0, free_
                 Xb, yb = X[rows], y[rows]
                 mine_w = protocol.weights_of(network, n_layers)
                 ref = keras_step.step(keras_weights if free_running and step > 0 else mine_w, Xb, yb)
+                current = {"step": step, "X": Xb, "y": yb, "weights": mine_w, "ref": ref, "numpy": {}}
+                first = first or current
                 _compare(stats, step, "weights", "entering", names, mine_w, ref["weights_in"], carried_tol)
                 gap = None
                 if free_running:
@@ -97,12 +105,15 @@ def check(network, X, y, steps=None, epochs=None, batch_size=None, seed=0, free_
                 y_used = smooth_labels(yb, spec["loss"], spec["loss_config"].get("label_smoothing", 0.0))
                 tol = tolerance.step_tolerances(ref["weights_in"], spec["activations"], Xb, y_used, ref["zs"],
                                                 ref["activations"], u, gap, **loss_args)
+                current["tol"] = tol
                 outputs = protocol.checked_list(protocol.call("network.forward(X)", network.forward, Xb),
                                                 [a.shape for a in ref["activations"]], "network.forward(X)")
+                current["numpy"]["forward"] = outputs
                 _compare(stats, step, "forward", None, [f"a{l}" for l in range(n_layers)],
                          outputs, ref["activations"], tol["forward"])
                 loss, grads = protocol.checked_gradients(
                     protocol.call("network.gradients(X, y)", network.gradients, Xb, yb), shapes)
+                current["numpy"].update(loss=loss, grads=grads)
                 _compare(stats, step, "loss", None, ["loss"], [np.float64(loss)], [np.float64(ref["loss"])],
                          [np.float64(tol["loss"])])
                 try:
@@ -118,6 +129,7 @@ def check(network, X, y, steps=None, epochs=None, batch_size=None, seed=0, free_
                 after = protocol.weights_of(network, n_layers)
                 update_tol = update_tolerance.step(ref["weights_in"], ref["grads"], tol["grads"],
                                                    ref["weights_out"], lr, gap)
+                current["numpy"]["updated"], tol["updated"] = after, update_tol
                 try:
                     _compare(stats, step, "weights", "updated", names, after, ref["weights_out"], update_tol)
                 except _Stop as stop_:
@@ -130,6 +142,10 @@ def check(network, X, y, steps=None, epochs=None, batch_size=None, seed=0, free_
                     keras_weights, carried_tol = ref["weights_out"], update_tol
         except _Stop as s:
             stop, checked = s, step + 1
+    judged = None
+    if referee and (current if stop else first):
+        mismatch = stop.mismatch["quantity"] if stop and stop.mismatch else None
+        judged = _referee(referee, current if stop else first, spec, keras_step, u, seed, mismatch)
     t_end = time.perf_counter()
     return {
         "ok": stop is None,
@@ -150,10 +166,34 @@ def check(network, X, y, steps=None, epochs=None, batch_size=None, seed=0, free_
         "diagnosis": stop.diagnosis if stop else None,
         "max_diff": stats,
         "drift": drift if free_running else None,
+        "referee": judged,
         "tolerance": "per element: 2 x rounding-error bound of the step (docs/tolerances.md)",
         "versions": _versions(),
         "timing": {"setup_s": t_setup - t0, "steps_s": t_end - t_setup, "total_s": t_end - t0},
     }
+
+
+def _referee(name, at, spec, keras_step, u, seed, mismatch):
+    """Run the referee on the step recorded in `at`, with whatever the numpy side had computed."""
+    from . import referee
+    ref, mine = at["ref"], at["numpy"]
+    if name == "finite_differences":
+        if "grads" not in mine:
+            return {"name": name, "step": at["step"], "verdict": None,
+                    "note": "the mismatch came before the gradients: nothing for finite differences to judge"}
+        loss_at = lambda w: keras_step.loss_at(w, at["X"], at["y"])  # noqa: E731
+        return referee.fd_referee(at["step"], loss_at, at["weights"], mine["grads"], ref["grads"],
+                                  at["tol"]["grads"], seed, mismatch)
+    keras_out = {"forward": ref["activations"], "loss": ref["loss"], "grads": ref["grads"],
+                 "updated": ref["weights_out"]}
+    numpy_out = {"forward": mine.get("forward"), "loss": mine.get("loss"), "grads": mine.get("grads"),
+                 "updated": mine.get("updated")}
+    tol = at["tol"]
+    if mine.get("forward") is None:
+        return {"name": name, "step": at["step"], "verdict": None,
+                "note": "the mismatch came before the numpy side's forward pass: nothing to referee"}
+    return referee.exact_referee(at["step"], spec, at["X"], at["y"], at["weights"], ref["weights_in"], numpy_out,
+                                 keras_out, tol, u, u, at["step"] == 0)
 
 
 def _positive(name, value, default):

@@ -97,6 +97,9 @@ def parser():
                                                           "per-epoch permutation (default 0)")
     run.add_argument("--dtype", choices=("float64", "float32"), default="float64",
                      help="precision of both sides and of the tolerances (default float64)")
+    run.add_argument("--referee", choices=("exact", "finite_differences"),
+                     help="judge the first mismatching step (or step 0) against 50-digit arithmetic (networks "
+                          "up to 500 parameters) or central differences of Keras's loss")
     run.add_argument("--free-running", action="store_true",
                      help="let each side train on its own and report the drift (default: Keras steps from "
                           "the numpy side's weights at every step)")
@@ -161,7 +164,7 @@ def _run(args):
     X, y = data.load(args.data, *shape_hint, loss=getattr(network, "loss", "mse"), seed=args.seed)
     from .check import check
     result = check(network, X, y, steps=args.steps, epochs=args.epochs, batch_size=args.batch_size,
-                   seed=args.seed, free_running=args.free_running, dtype=args.dtype)
+                   seed=args.seed, free_running=args.free_running, dtype=args.dtype, referee=args.referee)
     text = report.summary(result)
     print(text.splitlines()[-1] if args.quiet else text)
     if args.json:

@@ -40,9 +40,40 @@ def summary(report):
         lines.append(f"  |diff|    {diff}{rel}{tol}")
     if report["diagnosis"]:
         lines.append(f"diagnosis: {report['diagnosis']}")
+    if report.get("referee"):
+        lines += referee_lines(report["referee"])
     lines.append("verdict: " + ("OK: numpy and Keras agree at every step checked" if report["ok"] else
                                 "FAIL: numpy and Keras disagree"))
     return "\n".join(lines)
+
+
+VERDICTS = {"numpy": "the numpy side is wrong", "keras": "Keras is wrong", "both": "both sides are wrong",
+            "neither": "neither side is wrong", None: "no verdict"}
+
+
+def referee_lines(r):
+    """The referee's verdict and each side's error, as lines for the summary."""
+    if r["name"] == "exact":
+        head = f"referee exact ({r.get('digits', 50)} digits) at step {r['step']}: {VERDICTS[r['verdict']]}"
+    else:
+        head = (f"referee finite_differences at step {r['step']} ({r.get('coordinates', 0)} of "
+                f"{r.get('parameters', 0)} coordinates, its own error estimate up to "
+                f"{r.get('error_estimate', float('nan')):.2g}): {VERDICTS[r['verdict']]}")
+    lines = [head]
+    for side in ("numpy", "keras"):
+        errors = r.get(side)
+        if not errors:
+            continue
+        if r["name"] == "exact":
+            q, e = max(errors.items(), key=lambda kv: kv[1]["max_elementwise_rel"])
+            lines.append(f"  {side:<6} worst: {q} {e['where']} off by {e['max_elementwise_rel']:.2g} relative "
+                         f"({e['max_ulps']:.3g} ulp), {e['error_over_bound']:.2g} of its rounding bound")
+        else:
+            lines.append(f"  {side:<6} differs from the difference quotient by up to {errors['max_abs_diff']:.2g} "
+                         f"({errors['max_diff_over_allowance']:.2g} of the allowance)")
+    if r.get("note"):
+        lines.append(f"  note: {r['note']}")
+    return lines
 
 
 def _named(name, config):

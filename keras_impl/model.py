@@ -58,6 +58,7 @@ class KerasStep:
         self.optimizer.build(model.trainable_variables)
         self._initial_state = [np.array(v.numpy()) for v in self.optimizer.variables]
         self._step = tf.function(self._keras_step, reduce_retracing=True) if compiled else self._keras_step
+        self._loss = None
 
     def reset(self, learning_rate):
         """Forget the optimizer's state (momenta, accumulators, iterations) and set the learning rate."""
@@ -81,6 +82,18 @@ class KerasStep:
         self.optimizer.apply_gradients(zip(grads, variables))
         weights_out = [tf.identity(v.value) for v in variables]
         return weights_in, zs, activations, loss, grads, weights_out
+
+    def _keras_loss(self, kernels, X, y):
+        for variable, value in zip(self.model.trainable_variables, kernels):
+            variable.assign(value)
+        return self.loss_fn(y, self.model(X))
+
+    def loss_at(self, weights, X, y):
+        """Keras's loss at `weights` ((units, inputs) convention) on X, y, without training."""
+        if self._loss is None:
+            self._loss = tf.function(self._keras_loss, reduce_retracing=True)
+        kernels = [tf.constant(w, dtype=self.dtype) for w in to_keras(weights)]
+        return float(self._loss(kernels, tf.constant(X, dtype=self.dtype), tf.constant(y, dtype=self.dtype)))
 
     def step(self, weights, X, y):
         """Run one step from `weights` ((units, inputs) convention); return a dict of numpy arrays."""

@@ -1,0 +1,141 @@
+"""Who is right? Each side's numbers against a third opinion: exact arithmetic or finite differences.
+
+The referee looks at one step: the first mismatch if there is one, else step 0. A side is wrong
+where its error against the referee exceeds its own rounding bound E (half the two-sided
+tolerance), or for finite differences, the referee's own error estimate as well.
+"""
+import numpy as np
+
+from . import exact
+from .errors import InputError
+
+NAMES = ("exact", "finite_differences")
+FD_COORDINATES = 200
+
+
+def _verdict(numpy_wrong, keras_wrong):
+    return {(True, True): "both", (True, False): "numpy", (False, True): "keras"}.get((numpy_wrong, keras_wrong),
+                                                                                       "neither")
+
+
+def _side_errors(values, u_side):
+    """Per quantity: the side's largest error relative to the tensor and to each element, in ulps, and vs E."""
+    out, wrong = {}, False
+    for quantity, (mine, ref, bound) in values.items():
+        worst = {"abs_error": 0.0, "rel_to_tensor": 0.0, "max_elementwise_rel": 0.0, "max_ulps": 0.0,
+                 "error_over_bound": 0.0, "where": None}
+        for name, m, r, e in zip(mine["names"], mine["arrays"], ref, bound):
+            m, r, e = np.asarray(m, float), np.asarray(r, float), np.asarray(e, float)
+            err = np.abs(m - r)
+            scale = max(float(np.abs(r).max()), np.finfo(float).tiny)
+            spacing = np.spacing(np.abs(r).astype(np.float32 if u_side > 2 ** -30 else np.float64)).astype(float)
+            elementwise = np.where(err == 0, 0.0, err / np.maximum(np.abs(r), np.finfo(float).tiny))
+            over = np.where(err == 0, 0.0, err / np.maximum(e, np.finfo(float).tiny))
+            i = np.unravel_index(int(np.argmax(elementwise)), err.shape)
+            if float(elementwise.max()) >= worst["max_elementwise_rel"]:
+                worst["where"] = f"{name}{[int(j) for j in i]}"
+            worst["abs_error"] = max(worst["abs_error"], float(err.max()))
+            worst["rel_to_tensor"] = max(worst["rel_to_tensor"], float(err.max()) / scale)
+            worst["max_elementwise_rel"] = max(worst["max_elementwise_rel"], float(elementwise.max()))
+            worst["max_ulps"] = max(worst["max_ulps"], float((err / np.maximum(spacing, np.finfo(float).tiny)).max()))
+            worst["error_over_bound"] = max(worst["error_over_bound"], float(over.max()))
+        wrong |= worst["error_over_bound"] > 1
+        out[quantity] = worst
+    return out, wrong
+
+
+def exact_referee(step, spec, Xb, yb, weights_numpy, weights_keras, numpy_out, keras_out, tol, u_numpy, u_keras,
+                  first_step):
+    """The step in 50-digit arithmetic, from each side's entering weights; errors and verdict."""
+    params = sum(w.size for w in weights_numpy)
+    if params > exact.MAX_PARAMETERS:
+        raise InputError(f"--referee exact handles up to {exact.MAX_PARAMETERS} parameters; this network has "
+                         f"{params}: use --referee finite_differences")
+    args = dict(activations=spec["activations"], X=Xb, y=yb, learning_rate=spec["learning_rate"],
+                loss=spec["loss"], loss_config=spec["loss_config"], optimizer=spec["optimizer"],
+                optimizer_config=spec["optimizer_config"], first_step=first_step)
+    ref_numpy = _floats(exact.step(weights_numpy, **args))
+    same = all(np.array_equal(a, b) for a, b in zip(weights_numpy, weights_keras))
+    ref_keras = ref_numpy if same else _floats(exact.step(weights_keras, **args))
+    result = {"name": "exact", "digits": exact.DIGITS, "step": step}
+    wrong = {}
+    for side, out, ref, u in (("numpy", numpy_out, ref_numpy, u_numpy), ("keras", keras_out, ref_keras, u_keras)):
+        result[side], wrong[side] = _side_errors(_quantities(out, ref, tol), u)
+    result["verdict"] = _verdict(wrong["numpy"], wrong["keras"])
+    if ref_numpy["updated"] is None:
+        result["note"] = "the exact update needs the optimizer's state: weights after the update were not refereed"
+    return result
+
+
+def _quantities(out, ref, tol):
+    """{quantity: (side's arrays with names, exact arrays, one-side bounds)}: bound E = tolerance/2."""
+    q = {"forward": ({"names": [f"a{l}" for l in range(len(out["forward"]))], "arrays": out["forward"]},
+                     ref["forward"], [t / 2 for t in tol["forward"]])}
+    if out.get("grads") is not None:
+        q["loss"] = ({"names": ["loss"], "arrays": [np.float64(out["loss"])]}, [np.float64(ref["loss"])],
+                     [np.float64(tol["loss"] / 2)])
+        q["gradient"] = ({"names": [f"d{n}" for n in _names(len(out["grads"]))], "arrays": out["grads"]},
+                         ref["grads"], [t / 2 for t in tol["grads"]])
+    if ref["updated"] is not None and out.get("updated") is not None and "updated" in tol:
+        q["weights"] = ({"names": _names(len(out["updated"])), "arrays": out["updated"]}, ref["updated"],
+                        [t / 2 for t in tol["updated"]])
+    return q
+
+
+def _names(count):
+    return [f"{'W' if i % 2 == 0 else 'b'}{i // 2}" for i in range(count)]
+
+
+def _floats(result):
+    to = lambda x: np.array(x, dtype=float) if isinstance(x, list) else float(x)  # noqa: E731
+    return {"forward": [to(a) for a in result["forward"]], "loss": float(result["loss"]),
+            "grads": [to(g) for g in result["grads"]],
+            "updated": None if result["updated"] is None else [to(w) for w in result["updated"]]}
+
+
+def fd_referee(step, loss_at, weights, numpy_grads, keras_grads, grad_tol, seed=0, mismatch=None):
+    """Central differences of Keras's loss, (L(w + h) − L(w − h)) / 2h, at up to 200 seeded coordinates.
+
+    h = u^(1/3)·max(1, |w|). The error estimate per coordinate is |g_h − g_2h| (the Richardson
+    difference, an estimate of the truncation error of g_2h, four times that of g_h) plus the
+    rounding of the two loss values, 2·u·|L| / h. A side is wrong at a coordinate where it differs
+    from the difference quotient by more than 4 × that estimate plus its own bound E.
+    """
+    u = 2.0 ** -53
+    flat = np.concatenate([w.ravel() for w in weights])
+    coords = np.arange(flat.size)
+    if flat.size > FD_COORDINATES:
+        coords = np.sort(np.random.default_rng(seed).choice(flat.size, FD_COORDINATES, replace=False))
+    sizes = np.cumsum([0] + [w.size for w in weights])
+    base = loss_at(weights)
+
+    def shifted(i, h):
+        out = [w.copy() for w in weights]
+        k = int(np.searchsorted(sizes, i, side="right") - 1)
+        out[k].reshape(-1)[i - sizes[k]] += h
+        return out
+    fd, estimate = [], []
+    for i in coords:
+        h = u ** (1 / 3) * max(1.0, abs(flat[i]))
+        g1 = (loss_at(shifted(i, h)) - loss_at(shifted(i, -h))) / (2 * h)
+        g2 = (loss_at(shifted(i, 2 * h)) - loss_at(shifted(i, -2 * h))) / (4 * h)
+        fd.append(g1)
+        estimate.append(abs(g1 - g2) + 2 * u * abs(base) / h)
+    fd, estimate = np.array(fd), np.array(estimate)
+    result = {"name": "finite_differences", "step": step, "coordinates": int(coords.size),
+              "parameters": int(flat.size), "error_estimate": float(estimate.max()),
+              "error_estimate_median": float(np.median(estimate))}
+    wrong = {}
+    for side, grads in (("numpy", numpy_grads), ("keras", keras_grads)):
+        g = np.concatenate([x.ravel() for x in grads])[coords]
+        e = np.concatenate([t.ravel() for t in grad_tol])[coords] / 2
+        diff = np.abs(g - fd)
+        over = diff / (4 * estimate + e)
+        wrong[side] = bool(np.any(over > 1))
+        result[side] = {"max_abs_diff": float(diff.max()), "max_diff_over_allowance": float(over.max())}
+    result["verdict"] = _verdict(wrong["numpy"], wrong["keras"])
+    if mismatch and mismatch != "gradient" and result["verdict"] == "neither":
+        result["verdict"] = None
+        result["note"] = (f"finite differences judge gradients only, and both sides' gradients are consistent "
+                          f"with the loss; the mismatch is in the {mismatch}")
+    return result
