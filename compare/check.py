@@ -5,8 +5,11 @@ every gradient, and the weights after the update. The first element outside its 
 stops the check. By default ("synced") Keras steps from the numpy side's weights each time, so
 each comparison measures one step's arithmetic; "free-running" lets each side train on its own.
 """
+import importlib.util
 import json
 import math
+import os
+import sys
 import time
 
 import numpy as np
@@ -19,6 +22,7 @@ from .update_tolerance import UpdateTolerance
 
 DTYPES = ("float64", "float32")
 REFEREES = ("exact", "finite_differences")
+BACKENDS = ("tensorflow", "jax", "torch")
 
 
 class _Stop(Exception):
@@ -45,7 +49,7 @@ def batches(n_rows, batch_size, seed):
 
 
 def check(network, X, y, steps=None, epochs=None, batch_size=None, seed=0, free_running=False, dtype="float64",
-          referee=None):
+          referee=None, backend=None):
     """Train `network` and Keras side by side; return the report as a dict.
 
     `network` follows the plug-in protocol (README). `steps` (default 100) or `epochs` sets the
@@ -53,12 +57,14 @@ def check(network, X, y, steps=None, epochs=None, batch_size=None, seed=0, free_
     per epoch. Raises InputError on bad input or a broken protocol; a numerical mismatch is not an
     exception but `report["ok"] is False`. `referee` ("exact" or "finite_differences") judges the
     first mismatching step, or step 0 when all agree, against a third opinion (compare/referee.py).
+    `backend` is Keras's: tensorflow (default), jax or torch; it must be chosen before Keras is imported.
     """
     t0 = time.perf_counter()
     if dtype not in DTYPES:
         raise InputError(f"dtype must be one of {', '.join(DTYPES)}; received {dtype!r}")
     if referee is not None and referee not in REFEREES:
         raise InputError(f"unknown referee {referee!r}; expected one of {', '.join(REFEREES)}")
+    backend = use_backend(backend)
     X, y, notes = data.checked(X, y)
     spec = protocol.describe(network, X.shape[1], y.shape[1])
     batch_size = _positive("batch_size", batch_size, X.shape[0])
@@ -66,13 +72,20 @@ def check(network, X, y, steps=None, epochs=None, batch_size=None, seed=0, free_
     if steps is not None and epochs is not None:
         raise InputError(f"give steps or epochs, not both; received steps={steps!r}, epochs={epochs!r}")
     steps = _positive("epochs", epochs, None) * steps_per_epoch if epochs is not None else _positive("steps", steps, 100)
-    notes += keras_notes.for_spec(spec, dtype)
+    if referee == "exact":
+        from .exact import MAX_PARAMETERS
+        params = sum(int(np.prod(w.shape)) for w in protocol.weights_of(network, len(spec["activations"])))
+        if params > MAX_PARAMETERS:
+            raise InputError(f"--referee exact handles up to {MAX_PARAMETERS} parameters; this network has "
+                             f"{params}: use --referee finite_differences")
+    notes += keras_notes.for_spec(spec, dtype, backend)
     keras_step = _keras_step(spec, dtype)
     t_setup = time.perf_counter()
 
     u = tolerance.UNIT_ROUNDOFF[dtype]
     lr, n_layers = spec["learning_rate"], len(spec["activations"])
-    loss_args = {"loss": spec["loss"], "loss_config": spec["loss_config"]}
+    loss_args = {"loss": spec["loss"], "loss_config": spec["loss_config"], "backend": backend}
+    computed = None
     names = diagnose.weight_names(2 * n_layers)
     shapes = [w.shape for w in protocol.weights_of(network, n_layers)]
     update_tolerance = UpdateTolerance(spec["optimizer"], spec["optimizer_config"], lr, u)
@@ -93,6 +106,18 @@ def check(network, X, y, steps=None, epochs=None, batch_size=None, seed=0, free_
                 ref = keras_step.step(keras_weights if free_running and step > 0 else mine_w, Xb, yb)
                 current = {"step": step, "X": Xb, "y": yb, "weights": mine_w, "ref": ref, "numpy": {}}
                 first = first or current
+                if computed is None:
+                    computed = computed_dtype(ref, Xb, dtype)
+                    if computed != dtype:
+                        notes.append(f"Keras on {backend} computed in {computed} although {dtype} was requested "
+                                     "(keras-team/keras issue 23704): compared with float32 tolerances, with the "
+                                     "rounding of its inputs to float32 included")
+                        u = tolerance.UNIT_ROUNDOFF[computed]
+                        update_tolerance = UpdateTolerance(spec["optimizer"], spec["optimizer_config"], lr, u)
+                if computed != dtype:  # Keras may round the weights and inputs it is given to float32
+                    loss_args["x_error"] = u * np.abs(Xb)
+                    if not free_running:
+                        carried_tol = [u * np.abs(w) for w in mine_w]
                 _compare(stats, step, "weights", "entering", names, mine_w, ref["weights_in"], carried_tol)
                 gap = None
                 if free_running:
@@ -102,6 +127,8 @@ def check(network, X, y, steps=None, epochs=None, batch_size=None, seed=0, free_
                                      f"(relative) by step {step}, past the limit {tolerance.DRIFT_LIMIT:g}; "
                                      "later steps were not compared (use the synced mode)")
                         break
+                if computed != dtype:  # Keras rounded the weights it was given to float32
+                    gap = [u * np.abs(w) + (0 if gap is None else g) for w, g in zip(mine_w, gap or mine_w)]
                 y_used = smooth_labels(yb, spec["loss"], spec["loss_config"].get("label_smoothing", 0.0))
                 tol = tolerance.step_tolerances(ref["weights_in"], spec["activations"], Xb, y_used, ref["zs"],
                                                 ref["activations"], u, gap, **loss_args)
@@ -145,7 +172,8 @@ def check(network, X, y, steps=None, epochs=None, batch_size=None, seed=0, free_
     judged = None
     if referee and (current if stop else first):
         mismatch = stop.mismatch["quantity"] if stop and stop.mismatch else None
-        judged = _referee(referee, current if stop else first, spec, keras_step, u, seed, mismatch)
+        judged = _referee(referee, current if stop else first, spec, keras_step, u, seed, mismatch, backend,
+                          tolerance.UNIT_ROUNDOFF[dtype], loss_args)
     t_end = time.perf_counter()
     return {
         "ok": stop is None,
@@ -153,6 +181,8 @@ def check(network, X, y, steps=None, epochs=None, batch_size=None, seed=0, free_
         "steps_requested": int(steps),
         "mode": "free-running" if free_running else "synced",
         "dtype": dtype,
+        "backend": backend,
+        "computed_dtype": computed or dtype,
         "network": {"layers": spec["sizes"], "activations": spec["activations"], "learning_rate": lr,
                     "loss": spec["loss"], "loss_config": spec["loss_config"], "optimizer": spec["optimizer"],
                     "optimizer_config": spec["optimizer_config"],
@@ -173,7 +203,45 @@ def check(network, X, y, steps=None, epochs=None, batch_size=None, seed=0, free_
     }
 
 
-def _referee(name, at, spec, keras_step, u, seed, mismatch):
+def computed_dtype(ref, X, requested):
+    """The precision Keras actually computed in, read from its values, never from their dtype label.
+
+    float32 when every forward output and gradient is exactly representable in float32 (float64
+    arithmetic on float64 inputs essentially never produces that), or when Keras's first
+    pre-activation X·kernel + bias is further from its float64 value than float64 rounding allows
+    (a matmul run in float32 inside an otherwise float64 computation, as on torch).
+    """
+    if requested == "float32":
+        return "float32"
+    values = np.concatenate([np.ravel(a) for a in ref["activations"] + ref["grads"]])
+    if np.array_equal(values.astype(np.float32).astype(np.float64), values):
+        return "float32"
+    W, b = ref["weights_in"][0], ref["weights_in"][1]
+    u = tolerance.UNIT_ROUNDOFF["float64"]
+    bound = 2 * tolerance.gamma(W.shape[1] + 1, u) * (np.abs(X) @ np.abs(W).T + np.abs(b))
+    return "float32" if np.any(np.abs(ref["zs"][0] - (X @ W.T + b)) > bound) else "float64"
+
+
+def use_backend(backend):
+    """Select Keras's backend before Keras is imported; refuse a switch once it is loaded."""
+    backend = backend or os.environ.get("KERAS_BACKEND", "tensorflow")
+    if backend not in BACKENDS:
+        raise InputError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
+    if "keras" in sys.modules:
+        loaded = sys.modules["keras"].backend.backend()
+        if loaded != backend:
+            raise InputError(f"Keras is already loaded with the {loaded} backend in this process; start a new one "
+                             f"with KERAS_BACKEND={backend} (python -m compare --backend {backend} does this)")
+        return backend
+    if importlib.util.find_spec(backend) is None:
+        extra = f" (pip install torch==2.13.0, then pip install -e '.[{backend}]')" if backend == "torch" else \
+            f" (pip install -e '.[{backend}]')"
+        raise InputError(f"--backend {backend} needs the {backend} package, which is not installed{extra}")
+    os.environ["KERAS_BACKEND"] = backend
+    return backend
+
+
+def _referee(name, at, spec, keras_step, u, seed, mismatch, backend, u_numpy, loss_args):
     """Run the referee on the step recorded in `at`, with whatever the numpy side had computed."""
     from . import referee
     ref, mine = at["ref"], at["numpy"]
@@ -192,8 +260,18 @@ def _referee(name, at, spec, keras_step, u, seed, mismatch):
     if mine.get("forward") is None:
         return {"name": name, "step": at["step"], "verdict": None,
                 "note": "the mismatch came before the numpy side's forward pass: nothing to referee"}
+    tol_numpy = tol
+    if u_numpy != u:  # Keras computed in float32: the numpy side is still held to its own float64 bound
+        y_used = smooth_labels(at["y"], spec["loss"], spec["loss_config"].get("label_smoothing", 0.0))
+        args = {k: v for k, v in loss_args.items() if k != "x_error"}
+        tol_numpy = tolerance.step_tolerances(at["weights"], spec["activations"], at["X"], y_used, ref["zs"],
+                                              ref["activations"], u_numpy, None, **args)
+        if "updated" in tol:  # refereed only from a known (initial) optimizer state: a fresh tracker is exact
+            tol_numpy["updated"] = UpdateTolerance(spec["optimizer"], spec["optimizer_config"], spec["learning_rate"],
+                                                   u_numpy).step(at["weights"], ref["grads"], tol_numpy["grads"],
+                                                                 ref["weights_out"], spec["learning_rate"])
     return referee.exact_referee(at["step"], spec, at["X"], at["y"], at["weights"], ref["weights_in"], numpy_out,
-                                 keras_out, tol, u, u, at["step"] == 0)
+                                 keras_out, tol_numpy, tol, u_numpy, u, at["step"] == 0, backend)
 
 
 def _positive(name, value, default):
@@ -292,5 +370,5 @@ def _num(x):
 
 def _versions():
     import keras
-    import tensorflow as tf
-    return {"keras": keras.__version__, "tensorflow": tf.__version__, "numpy": np.__version__}
+    backend = keras.backend.backend()
+    return {"keras": keras.__version__, backend: sys.modules[backend].__version__, "numpy": np.__version__}

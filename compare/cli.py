@@ -97,6 +97,8 @@ def parser():
                                                           "per-epoch permutation (default 0)")
     run.add_argument("--dtype", choices=("float64", "float32"), default="float64",
                      help="precision of both sides and of the tolerances (default float64)")
+    run.add_argument("--backend", choices=("tensorflow", "jax", "torch"),
+                     help="Keras's backend (default: $KERAS_BACKEND, else tensorflow)")
     run.add_argument("--referee", choices=("exact", "finite_differences"),
                      help="judge the first mismatching step (or step 0) against 50-digit arithmetic (networks "
                           "up to 500 parameters) or central differences of Keras's loss")
@@ -147,6 +149,8 @@ def builtin_network(args):
 
 def _run(args):
     from . import data, protocol, report
+    from .check import use_backend
+    backend = use_backend(args.backend)
     if args.json:
         try:
             report.ensure_writable(args.json)
@@ -164,7 +168,8 @@ def _run(args):
     X, y = data.load(args.data, *shape_hint, loss=getattr(network, "loss", "mse"), seed=args.seed)
     from .check import check
     result = check(network, X, y, steps=args.steps, epochs=args.epochs, batch_size=args.batch_size,
-                   seed=args.seed, free_running=args.free_running, dtype=args.dtype, referee=args.referee)
+                   seed=args.seed, free_running=args.free_running, dtype=args.dtype, referee=args.referee,
+                   backend=backend)
     text = report.summary(result)
     print(text.splitlines()[-1] if args.quiet else text)
     if args.json:

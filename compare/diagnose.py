@@ -34,7 +34,7 @@ def constant_ratio(mine, ref, tol):
 
 
 def gradient_causes(r, n, loss="mse"):
-    """Known explanations of gradients r × Keras's for a loss averaged over n terms."""
+    """Known explanations of gradients r × Keras's for a loss averaged over n terms, as (factor, text) pairs."""
     scales = [(1.0, None),
               (float(n), "the 1/N of the mean is missing (the loss is summed, not averaged)"),
               (1 / n, "the mean is taken twice (an extra 1/N)")]
@@ -47,20 +47,24 @@ def gradient_causes(r, n, loss="mse"):
         for scale, text in scales:
             if abs(r - sign * scale) <= 1e-4 * scale:
                 parts = (["the sign is flipped (the update climbs the loss)"] if sign < 0 else []) + ([text] if text else [])
-                found.append(" and ".join(parts))
-    return [f for f in found if f]
+                if parts:
+                    found.append((sign * scale, " and ".join(parts)))
+    return found
 
 
 def diagnose_gradients(mine, ref, tol, n, rows, loss="mse"):
     """A sentence for gradients that are a constant multiple of Keras's, overall or per tensor; else None.
 
-    n is the number of loss elements (rows × outputs), rows the batch size.
+    n is the number of loss terms averaged (rows × outputs, or rows for categorical cross-entropy),
+    rows the batch size.
     """
     r = constant_ratio(mine, ref, tol)
     if r is not None and abs(r - 1) > 1e-4:
         causes = gradient_causes(r, n, loss)
-        cause = " or ".join(causes) if causes else "a constant factor that matches no known cause (sign, 1/N, ½, 2/N)"
-        return f"gradients are {fmt(r)} × Keras's: {cause}"
+        if causes:
+            return f"gradients are {fmt(causes[0][0])} × Keras's: " + " or ".join(text for _, text in causes)
+        return (f"gradients are {fmt(r)} × Keras's: a constant factor that matches no known cause "
+                "(sign, 1/N, ½, 2/N)")
     return _per_tensor("gradient", mine, ref, tol, rows)
 
 

@@ -91,7 +91,7 @@ def _loss(name, where, x, y):
 
 
 def step(weights, activations, X, y, learning_rate, loss="mse", loss_config=None, optimizer="sgd",
-         optimizer_config=None, first_step=True):
+         optimizer_config=None, first_step=True, backend="tensorflow"):
     """{'forward': [...], 'loss': mpf, 'grads': [...], 'updated': [...] or None} as nested lists of mpf.
 
     The update needs the optimizer's state; it is computed at the first step (state at its initial
@@ -111,7 +111,7 @@ def step(weights, activations, X, y, learning_rate, loss="mse", loss_config=None
         if s:
             k = 2 if loss == "binary_crossentropy" else len(t[0])
             t = [[v * (1 - mpmath.mpf(s)) + mpmath.mpf(s) / k for v in row] for row in t]
-        where = takes_logits(loss, loss_config.get("from_logits", False), activations[-1])
+        where = takes_logits(loss, loss_config.get("from_logits", False), activations[-1], backend)
         value, d = _loss(loss, where, zs[-1] if where == "z" else outs[-1], t)
         grads = []
         for l in reversed(range(len(Ws))):

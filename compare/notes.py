@@ -24,15 +24,21 @@ def float32_casts(spec, dtype):
     return out
 
 
-def for_spec(spec, dtype):
+def for_spec(spec, dtype, backend="tensorflow"):
     """Notes on the loss and optimizer: logits taken from a sigmoid/softmax layer, float32-cast constants."""
     notes = []
     last, loss = spec["activations"][-1], spec["loss"]
-    if loss in ("binary_crossentropy", "categorical_crossentropy") and last in ("sigmoid", "softmax"):
+    cross_entropy_after_probabilities = (loss in ("binary_crossentropy", "categorical_crossentropy")
+                                         and last in ("sigmoid", "softmax"))
+    if cross_entropy_after_probabilities and backend != "tensorflow":
+        notes.append(f"Keras on {backend} computes {loss} from the {last} layer's probabilities, clipped to "
+                     "[1e-7, 1 − 1e-7]; on TensorFlow it uses the layer's logits instead. numpy_impl follows "
+                     "TensorFlow, so where the clip is active the two differ")
+    elif cross_entropy_after_probabilities:
         formula = "sigmoid" if loss == "binary_crossentropy" else "softmax"
         notes.append(f"Keras computes {loss} from the pre-activation of the last ({last}) layer with the "
                      f"{formula} cross-entropy on logits (no clipping), whatever from_logits says")
         if (loss, last) in (("binary_crossentropy", "softmax"), ("categorical_crossentropy", "sigmoid")):
             notes.append(f"{loss} after a {last} layer: Keras applies the {formula} formula to the {last}'s "
                          "logits, which is rarely what was meant")
-    return notes + float32_casts(spec, dtype)
+    return notes + (float32_casts(spec, dtype) if backend == "tensorflow" else [])

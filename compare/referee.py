@@ -44,8 +44,8 @@ def _side_errors(values, u_side):
     return out, wrong
 
 
-def exact_referee(step, spec, Xb, yb, weights_numpy, weights_keras, numpy_out, keras_out, tol, u_numpy, u_keras,
-                  first_step):
+def exact_referee(step, spec, Xb, yb, weights_numpy, weights_keras, numpy_out, keras_out, tol_numpy, tol_keras,
+                  u_numpy, u_keras, first_step, backend="tensorflow"):
     """The step in 50-digit arithmetic, from each side's entering weights; errors and verdict."""
     params = sum(w.size for w in weights_numpy)
     if params > exact.MAX_PARAMETERS:
@@ -53,13 +53,14 @@ def exact_referee(step, spec, Xb, yb, weights_numpy, weights_keras, numpy_out, k
                          f"{params}: use --referee finite_differences")
     args = dict(activations=spec["activations"], X=Xb, y=yb, learning_rate=spec["learning_rate"],
                 loss=spec["loss"], loss_config=spec["loss_config"], optimizer=spec["optimizer"],
-                optimizer_config=spec["optimizer_config"], first_step=first_step)
+                optimizer_config=spec["optimizer_config"], first_step=first_step, backend=backend)
     ref_numpy = _floats(exact.step(weights_numpy, **args))
     same = all(np.array_equal(a, b) for a, b in zip(weights_numpy, weights_keras))
     ref_keras = ref_numpy if same else _floats(exact.step(weights_keras, **args))
     result = {"name": "exact", "digits": exact.DIGITS, "step": step}
     wrong = {}
-    for side, out, ref, u in (("numpy", numpy_out, ref_numpy, u_numpy), ("keras", keras_out, ref_keras, u_keras)):
+    for side, out, ref, u, tol in (("numpy", numpy_out, ref_numpy, u_numpy, tol_numpy),
+                                   ("keras", keras_out, ref_keras, u_keras, tol_keras)):
         result[side], wrong[side] = _side_errors(_quantities(out, ref, tol), u)
     result["verdict"] = _verdict(wrong["numpy"], wrong["keras"])
     if ref_numpy["updated"] is None:

@@ -9,8 +9,10 @@ QUANTITIES = ("weights", "forward", "loss", "gradient")
 def summary(report):
     """A plain-text summary: what was checked, the largest difference per quantity, the verdict."""
     net, lines = report["network"], []
-    lines.append(f"numpy ({net['type']}) vs Keras {report['versions']['keras']} on TensorFlow "
-                 f"{report['versions']['tensorflow']}, {report['dtype']}, {report['mode']} steps")
+    computed = f" (computed in {report['computed_dtype']})" if report["computed_dtype"] != report["dtype"] else ""
+    lines.append(f"numpy ({net['type']}) vs Keras {report['versions']['keras']} on {report['backend']} "
+                 f"{report['versions'].get(report['backend'], '')}, {report['dtype']}{computed}, "
+                 f"{report['mode']} steps")
     lines.append(f"network {'-'.join(map(str, net['layers']))} [{', '.join(net['activations'])}], "
                  f"{net['parameters']} parameters; loss {_named(net['loss'], net['loss_config'])}, "
                  f"optimizer {_named(net['optimizer'], net['optimizer_config'])}, learning rate {net['learning_rate']:g}")

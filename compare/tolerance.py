@@ -187,7 +187,7 @@ def loss_bounds(name, where, y, x, e_x, u, epsilon=1e-7, e_y=0.0):
 
 
 def step_bounds(weights, activations, X, y, zs, outputs, u, weight_error=None, loss="mse", loss_config=None,
-                epsilon=1e-7):
+                epsilon=1e-7, backend="tensorflow", x_error=0.0):
     """Error bounds E for one side's forward outputs, loss and gradients.
 
     weights: [W0, b0, ...] in (units, inputs) convention; zs, outputs: the reference side's
@@ -204,7 +204,7 @@ def step_bounds(weights, activations, X, y, zs, outputs, u, weight_error=None, l
         weight_error = [np.zeros_like(w) for w in weights]
     eWs, ebs = weight_error[0::2], weight_error[1::2]
     # Forward: z = a Wᵀ + b, a' = f(z).
-    e_a, a, e_outputs, e_zs = np.zeros_like(X), X, [], []
+    e_a, a, e_outputs, e_zs = np.zeros_like(X) + x_error, X, [], []
     for W, b, eW, eb, z, out, name in zip(Ws, bs, eWs, ebs, zs, outputs, activations):
         n_in = W.shape[1]
         e_z = (gamma(n_in + 1, u) * (np.abs(a) @ np.abs(W).T + np.abs(b))
@@ -217,7 +217,7 @@ def step_bounds(weights, activations, X, y, zs, outputs, u, weight_error=None, l
         e_outputs.append(e_a)
         a = out
     # Loss, and δ = dL/d(where the loss is evaluated).
-    where = takes_logits(loss, loss_config.get("from_logits", False), activations[-1])
+    where = takes_logits(loss, loss_config.get("from_logits", False), activations[-1], backend)
     x, e_x = (zs[-1], e_zs[-1]) if where == "z" else (outputs[-1], e_outputs[-1])
     e_y = 2 * u * np.abs(y) + u * loss_config.get("label_smoothing", 0.0) if loss_config.get("label_smoothing") else 0.0
     e_loss, delta, e_delta = loss_bounds(loss, where, y, x, e_x, u, epsilon, e_y)
@@ -226,7 +226,7 @@ def step_bounds(weights, activations, X, y, zs, outputs, u, weight_error=None, l
     for l in reversed(range(len(Ws))):
         W, eW = Ws[l], eWs[l]
         a_prev = outputs[l - 1] if l > 0 else X
-        e_a_prev = e_outputs[l - 1] if l > 0 else np.zeros_like(X)
+        e_a_prev = e_outputs[l - 1] if l > 0 else np.zeros_like(X) + x_error
         if l == len(Ws) - 1 and where == "z":
             dz, e_dz = delta, e_delta
         else:

@@ -9,7 +9,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 def _import_tensorflow_quietly():
     """Import TensorFlow with fd 2 closed: its C++ start-up lines ("oneDNN custom operations are on",
     "Could not find cuda drivers") are written before its logging starts, whatever TF_CPP_MIN_LOG_LEVEL says."""
-    if "tensorflow" in sys.modules or os.environ.get("TF_CPP_MIN_LOG_LEVEL") != "3":
+    if ("tensorflow" in sys.modules or os.environ.get("TF_CPP_MIN_LOG_LEVEL") != "3"
+            or os.environ.get("KERAS_BACKEND") != "tensorflow"):
         return
     sys.stderr.flush()
     saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)

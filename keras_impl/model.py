@@ -1,7 +1,6 @@
 """A Keras Sequential of Dense layers and one training step whose every number comes from Keras."""
 import keras
 import numpy as np
-import tensorflow as tf
 from keras import ops
 
 from .convert import from_keras, to_keras
@@ -57,8 +56,9 @@ class KerasStep:
         self.optimizer = OPTIMIZERS[optimizer](learning_rate=learning_rate, **(optimizer_config or {}))
         self.optimizer.build(model.trainable_variables)
         self._initial_state = [np.array(v.numpy()) for v in self.optimizer.variables]
-        self._step = tf.function(self._keras_step, reduce_retracing=True) if compiled else self._keras_step
-        self._loss = None
+        self.backend = keras.backend.backend()
+        self._step, self._loss = {"tensorflow": self._tf_functions, "jax": self._jax_functions,
+                                  "torch": self._torch_functions}[self.backend](compiled)
 
     def reset(self, learning_rate):
         """Forget the optimizer's state (momenta, accumulators, iterations) and set the learning rate."""
@@ -66,39 +66,110 @@ class KerasStep:
             variable.assign(value)
         self.optimizer.learning_rate = learning_rate
 
-    def _keras_step(self, kernels, X, y):
-        variables = self.model.trainable_variables
-        for variable, value in zip(variables, kernels):
-            variable.assign(value)
-        weights_in = [tf.identity(v.value) for v in variables]
-        with tf.GradientTape() as tape:
-            zs, activations, a = [], [], X
-            for layer in self.model.layers:
-                zs.append(ops.add(ops.matmul(a, layer.kernel), layer.bias))  # what Dense.call computes
-                a = layer(a)
-                activations.append(a)
-            loss = self.loss_fn(y, a)
-        grads = tape.gradient(loss, variables)
-        self.optimizer.apply_gradients(zip(grads, variables))
-        weights_out = [tf.identity(v.value) for v in variables]
-        return weights_in, zs, activations, loss, grads, weights_out
+    def _forward(self, X, layer_call):
+        """Each Dense layer's pre-activation (what Dense.call computes) and output."""
+        zs, activations, a = [], [], X
+        for i, layer in enumerate(self.model.layers):
+            kernel, bias, a_next = layer_call(i, layer, a)
+            zs.append(ops.add(ops.matmul(a, kernel), bias))
+            activations.append(a_next)
+            a = a_next
+        return zs, activations
 
-    def _keras_loss(self, kernels, X, y):
-        for variable, value in zip(self.model.trainable_variables, kernels):
-            variable.assign(value)
-        return self.loss_fn(y, self.model(X))
+    # --- TensorFlow: tf.GradientTape inside tf.function --------------------------------------
+    def _tf_functions(self, compiled):
+        import tensorflow as tf
+
+        def step(kernels, X, y):
+            variables = self.model.trainable_variables
+            for variable, value in zip(variables, kernels):
+                variable.assign(value)
+            weights_in = [tf.identity(v.value) for v in variables]
+            with tf.GradientTape() as tape:
+                zs, activations = self._forward(X, lambda i, layer, a: (layer.kernel, layer.bias, layer(a)))
+                loss = self.loss_fn(y, activations[-1])
+            grads = tape.gradient(loss, variables)
+            self.optimizer.apply_gradients(zip(grads, variables))
+            return weights_in, zs, activations, loss, grads, [tf.identity(v.value) for v in variables]
+
+        def loss_at(kernels, X, y):
+            for variable, value in zip(self.model.trainable_variables, kernels):
+                variable.assign(value)
+            return self.loss_fn(y, self.model(X))
+        if compiled:
+            return tf.function(step, reduce_retracing=True), tf.function(loss_at, reduce_retracing=True)
+        return step, loss_at
+
+    # --- jax: jax.value_and_grad over stateless calls, optimizer.stateless_apply, jax.jit -----
+    def _jax_functions(self, compiled):
+        import jax
+
+        def loss_and_outputs(kernels, X, y):
+            zs, activations = self._forward(X, lambda i, layer, a: (
+                kernels[2 * i], kernels[2 * i + 1], layer.stateless_call([kernels[2 * i], kernels[2 * i + 1]], [], a)[0]))
+            return self.loss_fn(y, activations[-1]), (zs, activations)
+
+        def pure_step(kernels, optimizer_state, X, y):
+            (loss, (zs, activations)), grads = jax.value_and_grad(loss_and_outputs, has_aux=True)(kernels, X, y)
+            weights_out, optimizer_state = self.optimizer.stateless_apply(optimizer_state, grads, kernels)
+            return kernels, zs, activations, loss, grads, weights_out, optimizer_state
+        pure_step = jax.jit(pure_step) if compiled else pure_step
+        pure_loss = jax.jit(lambda k, X, y: loss_and_outputs(k, X, y)[0]) if compiled else (
+            lambda k, X, y: loss_and_outputs(k, X, y)[0])
+
+        def step(kernels, X, y):
+            *out, state = pure_step(list(kernels), [v.value for v in self.optimizer.variables], X, y)
+            for variable, value in zip(self.optimizer.variables, state):
+                variable.assign(value)
+            return tuple(out)
+        return step, lambda kernels, X, y: pure_loss(list(kernels), X, y)
+
+    # --- torch: autograd, eager ----------------------------------------------------------------
+    def _torch_functions(self, compiled):
+        import torch
+
+        def step(kernels, X, y):
+            variables = self.model.trainable_variables
+            for variable, value in zip(variables, kernels):
+                variable.assign(value)
+            weights_in = [v.value.detach().clone() for v in variables]
+            for v in variables:
+                v.value.grad = None
+            with torch.enable_grad():
+                zs, activations = self._forward(X, lambda i, layer, a: (layer.kernel, layer.bias, layer(a)))
+                loss = self.loss_fn(y, activations[-1])
+                loss.backward()
+            grads = [v.value.grad.detach().clone() for v in variables]
+            with torch.no_grad():
+                self.optimizer.apply(grads, variables)
+            return weights_in, zs, activations, loss, grads, [v.value.detach().clone() for v in variables]
+
+        def loss_at(kernels, X, y):
+            for variable, value in zip(self.model.trainable_variables, kernels):
+                variable.assign(value)
+            with torch.no_grad():
+                return self.loss_fn(y, self.model(X))
+        return step, loss_at
+
+    def _inputs(self, weights, X, y):
+        convert = lambda a: ops.convert_to_tensor(np.asarray(a), dtype=self.dtype)  # noqa: E731
+        return [convert(w) for w in to_keras(weights)], convert(X), convert(y)
 
     def loss_at(self, weights, X, y):
         """Keras's loss at `weights` ((units, inputs) convention) on X, y, without training."""
-        if self._loss is None:
-            self._loss = tf.function(self._keras_loss, reduce_retracing=True)
-        kernels = [tf.constant(w, dtype=self.dtype) for w in to_keras(weights)]
-        return float(self._loss(kernels, tf.constant(X, dtype=self.dtype), tf.constant(y, dtype=self.dtype)))
+        return float(ops.convert_to_numpy(self._loss(*self._inputs(weights, X, y))))
 
     def step(self, weights, X, y):
         """Run one step from `weights` ((units, inputs) convention); return a dict of numpy arrays."""
-        kernels = [tf.constant(w, dtype=self.dtype) for w in to_keras(weights)]
-        out = self._step(kernels, tf.constant(X, dtype=self.dtype), tf.constant(y, dtype=self.dtype))
-        weights_in, zs, activations, loss, grads, weights_out = tf.nest.map_structure(np.asarray, out)
-        return {"weights_in": from_keras(weights_in), "zs": list(zs), "activations": list(activations),
+        out = self._step(*self._inputs(weights, X, y))
+        weights_in, zs, activations, loss, grads, weights_out = (
+            [_numpy(t) for t in part] if isinstance(part, (list, tuple)) else _numpy(part) for part in out)
+        return {"weights_in": from_keras(weights_in), "zs": zs, "activations": activations,
                 "loss": float(loss), "grads": from_keras(grads), "weights_out": from_keras(weights_out)}
+
+
+def _numpy(tensor):
+    """A backend tensor as a float64 numpy array (values unchanged)."""
+    if hasattr(tensor, "detach"):
+        tensor = tensor.detach()
+    return np.asarray(ops.convert_to_numpy(tensor), dtype=np.float64)

@@ -93,14 +93,15 @@ LOSSES = {
 LOGIT_LAYERS = ("sigmoid", "softmax")
 
 
-def takes_logits(name, from_logits, last_activation):
+def takes_logits(name, from_logits, last_activation, backend="tensorflow"):
     """Where Keras evaluates the loss: 'z' (the last pre-activation), 'a' (the output as logits) or None.
 
-    A cross-entropy after a sigmoid or softmax layer always uses that layer's pre-activation,
-    whatever from_logits says (keras/src/backend/tensorflow/nn.py, `_get_logits`).
+    On TensorFlow a cross-entropy after a sigmoid or softmax layer always uses that layer's
+    pre-activation, whatever from_logits says (keras/src/backend/tensorflow/nn.py, `_get_logits`).
+    The jax and torch backends take the output as it is: probabilities, clipped.
     """
     if LOSSES[name][1] is None:
         return None
-    if last_activation in LOGIT_LAYERS:
+    if last_activation in LOGIT_LAYERS and backend == "tensorflow":
         return "z"
     return "a" if from_logits else None

@@ -13,6 +13,12 @@ from compare.cli import main
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def clean_env(**extra):
+    """The environment of a fresh shell: without the Keras and TensorFlow settings this process made."""
+    env = {k: v for k, v in os.environ.items() if k not in ("KERAS_BACKEND", "TF_CPP_MIN_LOG_LEVEL")}
+    return {**env, **extra}
+
+
 def run_main(capsys, *argv):
     code = main(list(argv))
     out, err = capsys.readouterr()
@@ -215,7 +221,7 @@ def test_no_json_file_is_left_behind_on_bad_input(capsys, tmp_path, monkeypatch)
 
 
 def test_python_dash_m_compare_end_to_end_without_traceback(tmp_path):
-    env = dict(os.environ, PYTHONPATH=ROOT)
+    env = clean_env(PYTHONPATH=ROOT)
     ok = subprocess.run([sys.executable, "-m", "compare", "--steps", "20"], cwd=ROOT, env=env,
                         capture_output=True, text=True)
     bad = subprocess.run([sys.executable, "-m", "compare", "--impl", "numpy_impl:guide_as_written"],

@@ -7,6 +7,12 @@ import sys
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def clean_env(**extra):
+    """The environment of a fresh shell: without the Keras and TensorFlow settings this process made."""
+    env = {k: v for k, v in os.environ.items() if k not in ("KERAS_BACKEND", "TF_CPP_MIN_LOG_LEVEL")}
+    return {**env, **extra}
 README = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
 
 
@@ -31,7 +37,7 @@ def example(tmp_path):
 
 
 def test_readme_example_passes_from_the_cli(example):
-    env = dict(os.environ, PYTHONPATH=ROOT)
+    env = clean_env(PYTHONPATH=ROOT)
     result = subprocess.run([sys.executable, "-m", "compare", "--impl", "my_network:make_network",
                              "--steps", "1000"], cwd=example, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -39,7 +45,7 @@ def test_readme_example_passes_from_the_cli(example):
 
 
 def test_readme_example_passes_from_python(example):
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, str(example)]))
+    env = clean_env(PYTHONPATH=os.pathsep.join([ROOT, str(example)]))
     result = subprocess.run([sys.executable, "use_it.py"], cwd=example, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
 
@@ -47,7 +53,7 @@ def test_readme_example_passes_from_python(example):
 def test_readme_example_with_a_planted_bug_fails(example):
     source = (example / "my_network.py").read_text().replace("2 * (y_hat - y) / y.size", "(y_hat - y)")
     (example / "my_network.py").write_text(source)
-    env = dict(os.environ, PYTHONPATH=ROOT)
+    env = clean_env(PYTHONPATH=ROOT)
     result = subprocess.run([sys.executable, "-m", "compare", "--impl", "my_network:make_network"],
                             cwd=example, env=env, capture_output=True, text=True)
     assert result.returncode == 1 and "gradients are 1.5 × Keras's" in result.stdout
