@@ -94,8 +94,11 @@ def _floats(result):
             "updated": None if result["updated"] is None else [to(w) for w in result["updated"]]}
 
 
-def fd_referee(step, loss_at, weights, numpy_grads, keras_grads, grad_tol, seed=0, mismatch=None):
-    """Central differences of Keras's loss, (L(w + h) − L(w − h)) / 2h, at up to 200 seeded coordinates.
+def fd_referee(step, loss_at, weights, numpy_grads, keras_grads, grad_tol, seed=0, mismatch=None, oracle="keras"):
+    """Central differences of the loss, (L(w + h) − L(w − h)) / 2h, in float64, at up to 200 seeded coordinates.
+
+    `loss_at` is Keras's own loss where Keras computes in float64, else numpy_impl's float64 loss
+    with Keras's conventions (`oracle` says which).
 
     h = u^(1/3)·max(1, |w|). The error estimate per coordinate is |g_h − g_2h| (the Richardson
     difference, an estimate of the truncation error of g_2h, four times that of g_h) plus the
@@ -123,7 +126,7 @@ def fd_referee(step, loss_at, weights, numpy_grads, keras_grads, grad_tol, seed=
         fd.append(g1)
         estimate.append(abs(g1 - g2) + 2 * u * abs(base) / h)
     fd, estimate = np.array(fd), np.array(estimate)
-    result = {"name": "finite_differences", "step": step, "coordinates": int(coords.size),
+    result = {"name": "finite_differences", "step": step, "loss_oracle": oracle, "coordinates": int(coords.size),
               "parameters": int(flat.size), "error_estimate": float(estimate.max()),
               "error_estimate_median": float(np.median(estimate))}
     wrong = {}

@@ -61,19 +61,10 @@ class Network:
         and dL/da_prev = delta @ W. Cross-entropies after a sigmoid or softmax layer start from
         that layer's pre-activation z, as Keras does.
         """
-        X, y = X.astype(self.dtype), y.astype(self.dtype)
+        X = X.astype(self.dtype)
         zs, activations = self._forward(X)
-        y = losses.smooth_labels(y, self.loss, self.loss_config.get("label_smoothing", 0.0))
-        on_output, on_logits = losses.LOSSES[self.loss]
-        where = losses.takes_logits(self.loss, self.loss_config.get("from_logits", False), self.activations[-1])
-        if where == "z":
-            loss, delta = on_logits(zs[-1], y)
-        elif where == "a":
-            loss, dL_da = on_logits(activations[-1], y)
-            delta = ops.activation_backward(self.activations[-1], activations[-1], dL_da)
-        else:
-            loss, dL_da = on_output(activations[-1], y)
-            delta = ops.activation_backward(self.activations[-1], activations[-1], dL_da)
+        loss, dL_dx, where = self._loss(zs, activations, y)
+        delta = dL_dx if where == "z" else ops.activation_backward(self.activations[-1], activations[-1], dL_dx)
         grads = []
         for l in reversed(range(len(self.activations))):
             W, _ = self._layers()[l]
@@ -83,6 +74,19 @@ class Network:
             grads[:0] = [delta.T @ a_prev, delta.sum(axis=0)]
             dL_da = delta @ W
         return float(loss), grads
+
+    def loss_value(self, X, y):
+        """The loss alone, without backpropagation (for finite differences)."""
+        return float(self._loss(*self._forward(X.astype(self.dtype)), y)[0])
+
+    def _loss(self, zs, activations, y):
+        """(L, dL/dx, where): x is the last pre-activation when where == 'z', else the prediction ŷ."""
+        y = losses.smooth_labels(y.astype(self.dtype), self.loss, self.loss_config.get("label_smoothing", 0.0))
+        on_output, on_logits = losses.LOSSES[self.loss]
+        where = losses.takes_logits(self.loss, self.loss_config.get("from_logits", False), self.activations[-1])
+        if where == "z":
+            return (*on_logits(zs[-1], y), where)
+        return (*(on_logits if where == "a" else on_output)(activations[-1], y), where)
 
     def apply_gradients(self, grads):
         """One step of the network's optimizer (plain SGD: w ← w − learning_rate · g)."""
