@@ -7,7 +7,7 @@ OUT=${OUT:-gpu-out}
 mkdir -p "$OUT"
 export XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
-python3 -c "import jax, torch, numpy, keras; print('jax', jax.__version__, jax.devices()); \
+KERAS_BACKEND=jax python3 -c "import jax, torch, numpy, keras; print('jax', jax.__version__, jax.devices()); \
 print('torch', torch.__version__, torch.cuda.get_device_name(0)); print('numpy', numpy.__version__, 'keras', keras.__version__)"
 for b in jax torch; do
   echo "== $b: the guide's network, exact referee"
