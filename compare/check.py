@@ -280,8 +280,12 @@ def _referee(name, at, spec, keras_step, u, seed, mismatch, backend, u_numpy, lo
             tol_numpy["updated"] = UpdateTolerance(spec["optimizer"], spec["optimizer_config"], spec["learning_rate"],
                                                    u_numpy).step(at["weights"], ref["grads"], tol_numpy["grads"],
                                                                  ref["weights_out"], spec["learning_rate"])
-    return referee.exact_referee(at["step"], spec, at["X"], at["y"], at["weights"], ref["weights_in"], numpy_out,
-                                 keras_out, tol_numpy, tol, u_numpy, u, at["step"] == 0, backend)
+    try:
+        return referee.exact_referee(at["step"], spec, at["X"], at["y"], at["weights"], ref["weights_in"], numpy_out,
+                                     keras_out, tol_numpy, tol, u_numpy, u, at["step"] == 0, backend)
+    except (ZeroDivisionError, ValueError) as exc:  # e.g. a categorical row that sums to 0, log of 0
+        return {"name": name, "step": at["step"], "verdict": None,
+                "note": f"the exact step is undefined at these weights ({type(exc).__name__}: {exc})"}
 
 
 def _positive(name, value, default):

@@ -15,8 +15,10 @@ MAX_PARAMETERS = 500
 
 
 def mp(a):
-    """A numpy array (any shape) as nested lists of mpf."""
-    return [mp(x) for x in a] if getattr(a, "ndim", 0) else mpmath.mpf(float(a))
+    """A numpy array (any shape, float or object holding mpf) as nested lists of mpf."""
+    if getattr(a, "ndim", 0):
+        return [mp(x) for x in a]
+    return a if isinstance(a, mpmath.mpf) else mpmath.mpf(float(a))
 
 
 def _activation(name, z):

@@ -1,0 +1,123 @@
+"""Referees: exact 50-digit arithmetic and finite differences say which side is wrong."""
+import importlib
+
+import mpmath
+import numpy as np
+import pytest
+
+import networks
+import numpy_impl
+from compare import InputError, check, data, exact
+from exact import exact_loss_and_grads
+
+X, Y = numpy_impl.seed_data()
+
+
+def test_exact_step_matches_independent_numerical_differentiation_on_the_guide():
+    result = exact.step(numpy_impl.seed_weights(), ["tanh", "linear"], X, Y, 0.001)
+    loss, grads = exact_loss_and_grads(numpy_impl.seed_weights(), X, Y)
+    assert float(result["loss"]) == loss
+    for mine, ref in zip(result["grads"], grads):
+        np.testing.assert_allclose(np.array(mine, dtype=float), ref, rtol=1e-13)
+
+
+@pytest.mark.parametrize("activations, loss, loss_config", [
+    (["tanh", "sigmoid"], "binary_crossentropy", {}),
+    (["relu", "linear"], "binary_crossentropy", {"from_logits": True}),
+    (["sigmoid", "softmax"], "categorical_crossentropy", {"label_smoothing": 0.1}),
+    (["tanh", "relu"], "categorical_crossentropy", {}),
+    (["tanh", "softmax"], "mse", {}),
+    (["sigmoid", "linear"], "mae", {}),
+])
+def test_exact_gradients_are_the_derivative_of_the_exact_loss(activations, loss, loss_config):
+    """The exact backprop against mpmath.diff of the exact loss alone, for each loss path."""
+    sizes = [3, 4, 3]
+    weights = numpy_impl.glorot_uniform(sizes, 5)
+    weights[1] += 0.3
+    weights[3] += 3.0  # relu outputs stay positive, so categorical rows have a sum
+    Xr, yr = data.random_data(3, 3, loss, 5, rows=4)
+    Xr = np.abs(Xr) if activations[-1] == "relu" else Xr
+    result = exact.step(weights, activations, Xr, yr, 0.01, loss=loss, loss_config=loss_config)
+    flat = [mpmath.mpf(float(v)) for w in weights for v in w.ravel()]
+    sizes_flat = np.cumsum([0] + [w.size for w in weights])
+
+    def loss_at(i, t):
+        with mpmath.workdps(exact.DIGITS):
+            shifted = [np.array(w, dtype=object) for w in weights]
+            k = int(np.searchsorted(sizes_flat, i, side="right") - 1)
+            shifted[k].reshape(-1)[i - sizes_flat[k]] = t
+            return exact.step(shifted, activations, Xr, yr, 0.01, loss=loss, loss_config=loss_config)["loss"]
+    mine = np.concatenate([np.array(g, dtype=float).ravel() for g in result["grads"]])
+    for i in (0, 5, 13, len(flat) - 4, len(flat) - 1):
+        with mpmath.workdps(30):
+            numeric = float(mpmath.diff(lambda t: loss_at(i, t), flat[i]))
+        assert mine[i] == pytest.approx(numeric, rel=1e-9, abs=1e-12)
+
+
+def test_exact_referee_on_the_guides_network_finds_neither_side_wrong_and_shows_the_lost_digits():
+    referee = check(numpy_impl.seed_network(), X, Y, steps=10, referee="exact")["referee"]
+    assert referee["verdict"] == "neither" and referee["step"] == 0
+    numpy_grad, keras_grad = referee["numpy"]["gradient"], referee["keras"]["gradient"]
+    # float64 keeps only ~10 of 16 digits of the saturated unit's gradient, on both sides.
+    assert 1e-11 < numpy_grad["max_elementwise_rel"] < 1e-9 and numpy_grad["where"].startswith("dW0[0,")
+    assert 1e-11 < keras_grad["max_elementwise_rel"] < 1e-9 and keras_grad["max_ulps"] > 1e5
+    assert numpy_grad["error_over_bound"] < 1 and keras_grad["error_over_bound"] < 1
+
+
+def test_exact_referee_names_the_numpy_side_for_guide_as_written():
+    report = check(numpy_impl.guide_as_written(), X, Y, steps=10, referee="exact")
+    assert report["referee"]["verdict"] == "numpy"
+    assert report["referee"]["keras"]["gradient"]["error_over_bound"] < 1
+
+
+class WrongKeras:
+    """Wraps the Keras step and scales its gradients: a stand-in for a bug on the Keras side."""
+
+    def __init__(self, inner, factor):
+        self.inner, self.factor = inner, factor
+
+    def step(self, weights, X, y):
+        out = self.inner.step(weights, X, y)
+        out["grads"] = [g * self.factor for g in out["grads"]]
+        return out
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+@pytest.mark.parametrize("referee", ["exact", "finite_differences"])
+@pytest.mark.parametrize("make, verdict", [(numpy_impl.seed_network, "keras"), (numpy_impl.guide_as_written, "both")])
+def test_referees_name_keras_or_both_when_keras_is_wrong(monkeypatch, referee, make, verdict):
+    check_module = importlib.import_module("compare.check")
+    real = check_module._keras_step
+    monkeypatch.setattr(check_module, "_keras_step", lambda spec, dtype: WrongKeras(real(spec, dtype), 1.01))
+    report = check(make(), X, Y, steps=5, referee=referee)
+    assert not report["ok"] and report["referee"]["verdict"] == verdict
+
+
+def test_finite_differences_name_the_numpy_side_and_report_their_own_error():
+    report = check(networks.WrongDerivative(), X, Y, steps=5, referee="finite_differences")
+    r = report["referee"]
+    assert r["verdict"] == "numpy" and r["coordinates"] == 11 and r["loss_oracle"] == "keras"
+    assert 0 < r["error_estimate"] < 1e-6
+    assert r["keras"]["max_diff_over_allowance"] < 1 < r["numpy"]["max_diff_over_allowance"]
+
+
+def test_finite_differences_sample_coordinates_of_a_large_network():
+    Xd, yd = data.load("digits")
+    net = numpy_impl.Network(numpy_impl.glorot_uniform([64, 32, 10], 0), ["relu", "softmax"], 0.001,
+                             loss="categorical_crossentropy", optimizer="adam")
+    r = check(net, Xd, yd, steps=3, batch_size=32, referee="finite_differences")["referee"]
+    assert r["verdict"] == "neither" and r["coordinates"] == 200 and r["parameters"] == 2410
+
+
+def test_finite_differences_do_not_judge_an_update_bug():
+    r = check(networks.LearningRateDrift(), X, Y, steps=5, referee="finite_differences")["referee"]
+    assert r["verdict"] is None and "gradients only" in r["note"]
+
+
+def test_exact_referee_refuses_large_networks_before_running():
+    net = numpy_impl.Network(numpy_impl.glorot_uniform([64, 32, 10], 0), ["relu", "linear"], 0.01)
+    Xd, yd = data.load("digits")
+    with pytest.raises(InputError, match="up to 500 parameters; this network has 2410"):
+        check(net, Xd, yd, steps=1, referee="exact")
