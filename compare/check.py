@@ -17,23 +17,13 @@ import numpy as np
 from numpy_impl.losses import smooth_labels
 
 from . import data, diagnose, notes as keras_notes, protocol, tolerance
+from .tally import Stop as _Stop, Tally
 from .errors import InputError
 from .update_tolerance import UpdateTolerance
 
 DTYPES = ("float64", "float32")
 REFEREES = ("exact", "finite_differences")
 BACKENDS = ("tensorflow", "jax", "torch")
-# The tolerances are themselves computed in float64, by up to a few hundred operations: a relative
-# 1e-9 covers their own rounding, so a bound that is attained exactly cannot false-alarm.
-TOLERANCE_EVALUATION = 1e-9
-
-
-class _Stop(Exception):
-    """Raised inside the loop at the first mismatch or non-finite value."""
-
-    def __init__(self, mismatch=None, nonfinite=None, diagnosis=None):
-        super().__init__()
-        self.mismatch, self.nonfinite, self.diagnosis = mismatch, nonfinite, diagnosis
 
 
 def batches(n_rows, batch_size, seed):
@@ -52,7 +42,7 @@ def batches(n_rows, batch_size, seed):
 
 
 def check(network, X, y, steps=None, epochs=None, batch_size=None, seed=0, free_running=False, dtype="float64",
-          referee=None, backend=None):
+          referee=None, backend=None, history=False, progress=None):
     """Train `network` and Keras side by side; return the report as a dict.
 
     `network` follows the plug-in protocol (README). `steps` (default 100) or `epochs` sets the
@@ -61,6 +51,8 @@ def check(network, X, y, steps=None, epochs=None, batch_size=None, seed=0, free_
     exception but `report["ok"] is False`. `referee` ("exact" or "finite_differences") judges the
     first mismatching step, or step 0 when all agree, against a third opinion (compare/referee.py).
     `backend` is Keras's: tensorflow (default), jax or torch; it must be chosen before Keras is imported.
+    `history=True` adds per-step summaries (report["history"]); `progress(step, steps)` is called
+    after each step.
     """
     t0 = time.perf_counter()
     if dtype not in DTYPES:
@@ -92,8 +84,7 @@ def check(network, X, y, steps=None, epochs=None, batch_size=None, seed=0, free_
     names = diagnose.weight_names(2 * n_layers)
     shapes = [w.shape for w in protocol.weights_of(network, n_layers)]
     update_tolerance = UpdateTolerance(spec["optimizer"], spec["optimizer_config"], lr, u)
-    stats = {q: {"abs_diff": 0.0, "tolerance_ratio": 0.0, "step": None, "name": None}
-             for q in ("weights", "forward", "loss", "gradient")}
+    tally = Tally(history)
     stop, checked, epoch = None, 0, 0
     drift = {"max_abs": 0.0, "max_rel": 0.0, "step": None, "limit_rel": tolerance.DRIFT_LIMIT,
              "decorrelated_at": None}
@@ -103,6 +94,7 @@ def check(network, X, y, steps=None, epochs=None, batch_size=None, seed=0, free_
     with np.errstate(all="ignore"):
         try:
             for step in range(steps):
+                tally.begin_step()
                 epoch, rows = next(schedule)
                 Xb, yb = X[rows], y[rows]
                 mine_w = protocol.weights_of(network, n_layers)
@@ -121,7 +113,7 @@ def check(network, X, y, steps=None, epochs=None, batch_size=None, seed=0, free_
                     loss_args["x_error"] = u * np.abs(Xb)
                     if not free_running:
                         carried_tol = [u * np.abs(w) for w in mine_w]
-                _compare(stats, step, "weights", "entering", names, mine_w, ref["weights_in"], carried_tol)
+                tally.compare(step, "weights", "entering", names, mine_w, ref["weights_in"], carried_tol)
                 gap = None
                 if free_running:
                     gap = [np.abs(m - k) for m, k in zip(mine_w, ref["weights_in"])]
@@ -139,15 +131,15 @@ def check(network, X, y, steps=None, epochs=None, batch_size=None, seed=0, free_
                 outputs = protocol.checked_list(protocol.call("network.forward(X)", network.forward, Xb),
                                                 [a.shape for a in ref["activations"]], "network.forward(X)")
                 current["numpy"]["forward"] = outputs
-                _compare(stats, step, "forward", None, [f"a{l}" for l in range(n_layers)],
+                tally.compare(step, "forward", None, [f"a{l}" for l in range(n_layers)],
                          outputs, ref["activations"], tol["forward"])
                 loss, grads = protocol.checked_gradients(
                     protocol.call("network.gradients(X, y)", network.gradients, Xb, yb), shapes)
                 current["numpy"].update(loss=loss, grads=grads)
-                _compare(stats, step, "loss", None, ["loss"], [np.float64(loss)], [np.float64(ref["loss"])],
+                tally.compare(step, "loss", None, ["loss"], [np.float64(loss)], [np.float64(ref["loss"])],
                          [np.float64(tol["loss"])])
                 try:
-                    _compare(stats, step, "gradient", None, ["d" + n for n in names], grads, ref["grads"],
+                    tally.compare(step, "gradient", None, ["d" + n for n in names], grads, ref["grads"],
                              tol["grads"])
                 except _Stop as stop_:
                     if stop_.mismatch and not stop_.nonfinite:
@@ -161,17 +153,22 @@ def check(network, X, y, steps=None, epochs=None, batch_size=None, seed=0, free_
                                                    ref["weights_out"], lr, gap)
                 current["numpy"]["updated"], tol["updated"] = after, update_tol
                 try:
-                    _compare(stats, step, "weights", "updated", names, after, ref["weights_out"], update_tol)
+                    tally.compare(step, "weights", "updated", names, after, ref["weights_out"], update_tol)
                 except _Stop as stop_:
                     if stop_.mismatch and not stop_.nonfinite:
                         stop_.diagnosis = diagnose.diagnose_update(mine_w, after, ref["weights_out"], update_tol,
                                                                    lr, keras_notes.float32_casts(spec, dtype))
                     raise
                 checked = step + 1
+                tally.end_step(loss, ref["loss"])
+                if progress:
+                    progress(checked, steps)
                 if free_running:
                     keras_weights, carried_tol = ref["weights_out"], update_tol
         except _Stop as s:
             stop, checked = s, step + 1
+            numpy_loss = current["numpy"].get("loss", np.nan) if current else np.nan
+            tally.end_step(numpy_loss, current["ref"]["loss"] if current else np.nan)
     judged = None
     if referee and (current if stop else first):
         mismatch = stop.mismatch["quantity"] if stop and stop.mismatch else None
@@ -198,11 +195,12 @@ def check(network, X, y, steps=None, epochs=None, batch_size=None, seed=0, free_
         "first_mismatch": stop.mismatch if stop else None,
         "nonfinite": stop.nonfinite if stop else None,
         "diagnosis": stop.diagnosis if stop else None,
-        "max_diff": stats,
+        "max_diff": tally.overall,
         "drift": drift if free_running else None,
         "referee": judged,
         "tolerance": "per element: 2 x rounding-error bound of the step (docs/tolerances.md)",
         "versions": _versions(),
+        **({"history": tally.history} if history else {}),
         "timing": {"setup_s": t_setup - t0, "steps_s": t_end - t_setup, "total_s": t_end - t0},
     }
 
@@ -327,60 +325,6 @@ def _track_drift(drift, step, gap, weights):
         drift["decorrelated_at"] = step
         return True
     return False
-
-
-def _compare(stats, step, quantity, phase, names, mine, ref, tol):
-    """Update the per-quantity maxima; raise _Stop at the worst element of the first tensor that fails."""
-    for name, m, k, t in zip(names, mine, ref, tol):
-        m, k, t = np.asarray(m, dtype=np.float64), np.asarray(k, dtype=np.float64), np.asarray(t)
-        where = {"step": step, "quantity": quantity, "name": name}
-        if phase:
-            where["phase"] = phase
-        finite_m, finite_k = np.isfinite(m), np.isfinite(k)
-        if not (finite_m.all() and finite_k.all()):
-            raise _nonfinite(where, m, k, finite_m, finite_k)
-        diff = np.abs(m - k)
-        ratio = np.where(diff == 0, 0.0, diff / np.where(t > 0, t, np.finfo(float).tiny))
-        s = stats[quantity]
-        if diff.max() > s["abs_diff"]:
-            s["abs_diff"] = float(diff.max())
-        if ratio.max() > s["tolerance_ratio"] or s["step"] is None:
-            s.update(tolerance_ratio=float(ratio.max()), step=step, name=name)
-        t = t * (1 + TOLERANCE_EVALUATION)
-        if np.any(diff > t):
-            i = np.unravel_index(int(np.argmax(ratio)), diff.shape)
-            raise _Stop(mismatch=dict(where, index=[int(j) for j in i], numpy=float(m[i]), keras=float(k[i]),
-                                      abs_diff=float(diff[i]),
-                                      rel_diff=float(diff[i] / abs(k[i])) if k[i] != 0 else None,
-                                      tolerance=float(t[i]), mismatched=int(np.sum(diff > t)),
-                                      elements=int(diff.size)))
-
-
-def _nonfinite(where, m, k, finite_m, finite_k):
-    """The step, side and quantity where NaN or Inf first appeared, as a _Stop."""
-    side = "both" if not finite_m.all() and not finite_k.all() else ("numpy" if not finite_m.all() else "keras")
-    bad = ~finite_m if side != "keras" else ~finite_k
-    i = tuple(int(j) for j in np.argwhere(bad)[0])
-    value = m[i] if side != "keras" else k[i]
-    nonfinite = dict(where, side=side, index=list(i), value=str(value))
-    place = f"step {where['step']}, {where['quantity']} {where['name']}{list(i)}"
-    if side == "both":
-        cause = ("the configuration cannot be evaluated in floating point from the first step" if where["step"] == 0
-                 else "training diverged on both sides; a smaller learning rate may help")
-        text = f"both sides produced non-finite values first at {place} ({m[i]} in numpy, {k[i]} in Keras): {cause}"
-        return _Stop(nonfinite=nonfinite, diagnosis=text)
-    other = k[i] if side == "numpy" else m[i]
-    mismatch = dict(where, index=list(i), numpy=_num(m[i]), keras=_num(k[i]), abs_diff=_num(abs(m[i] - k[i])),
-                    rel_diff=None, tolerance=None, mismatched=int(np.sum(bad)), elements=int(m.size))
-    text = (f"{side} produced {value} first, at {place}; "
-            f"the {'Keras' if side == 'numpy' else 'numpy'} value there is {other}")
-    return _Stop(mismatch=mismatch, nonfinite=nonfinite, diagnosis=text)
-
-
-def _num(x):
-    """A float for JSON, or its text ('nan', 'inf', '-inf') where JSON has no number for it."""
-    x = float(x)
-    return x if np.isfinite(x) else str(x)
 
 
 def _versions():

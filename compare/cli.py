@@ -107,6 +107,9 @@ def parser():
                           "the numpy side's weights at every step)")
     out = p.add_argument_group("output")
     out.add_argument("--json", metavar="PATH", help="write the report as JSON to PATH")
+    out.add_argument("--plot", metavar="PATH.png", help="write a PNG: both loss curves, and the largest difference "
+                                                        "per step per quantity against its tolerance")
+    out.add_argument("--junit", metavar="PATH.xml", help="write JUnit XML for CI systems")
     out.add_argument("--quiet", "-q", action="store_true", help="print only the verdict line")
     return p
 
@@ -151,11 +154,13 @@ def _run(args):
     from . import data, protocol, report
     from .check import use_backend
     backend = use_backend(args.backend)
-    if args.json:
-        try:
-            report.ensure_writable(args.json)
-        except OSError as exc:
-            raise InputError(f"cannot write --json {args.json!r}: {exc.strerror or exc}") from None
+    for option in ("json", "plot", "junit"):
+        path = getattr(args, option)
+        if path:
+            try:
+                report.ensure_writable(path)
+            except OSError as exc:
+                raise InputError(f"cannot write --{option} {path!r}: {exc.strerror or exc}") from None
     if args.impl:
         given = [f"--{name.replace('_', '-')}" for name in NETWORK_OPTIONS if getattr(args, name) is not None]
         if given:
@@ -167,14 +172,49 @@ def _run(args):
     shape_hint = _shape_hint(network) if args.data == "random" else (None, None)
     X, y = data.load(args.data, *shape_hint, loss=getattr(network, "loss", "mse"), seed=args.seed)
     from .check import check
-    result = check(network, X, y, steps=args.steps, epochs=args.epochs, batch_size=args.batch_size,
-                   seed=args.seed, free_running=args.free_running, dtype=args.dtype, referee=args.referee,
-                   backend=backend)
-    text = report.summary(result)
-    print(text.splitlines()[-1] if args.quiet else text)
+    update, close = _progress_bar()
+    try:
+        result = check(network, X, y, steps=args.steps, epochs=args.epochs, batch_size=args.batch_size,
+                       seed=args.seed, free_running=args.free_running, dtype=args.dtype, referee=args.referee,
+                       backend=backend, history=bool(args.plot or args.junit), progress=update)
+    finally:
+        close()
+    if args.quiet:
+        print(report.summary(result).splitlines()[-1])
+    else:
+        from rich.console import Console
+        report.render(result, Console(soft_wrap=True))
+    if args.plot:
+        from .plot import write_plot
+        write_plot(args.plot, result)
+    if args.junit:
+        from .junit import write_junit
+        write_junit(args.junit, result)
     if args.json:
         report.write_json(args.json, result)
     return 0 if result["ok"] else 1
+
+
+def _progress_bar(after_s=2.0):
+    """A progress bar on stderr for runs longer than `after_s` seconds, when stderr is a terminal."""
+    import time
+    state = {"bar": None, "start": time.monotonic()}
+
+    def update(step, steps):
+        if state["bar"] is None:
+            if time.monotonic() - state["start"] < after_s or not sys.stderr.isatty():
+                return
+            from rich.console import Console
+            from rich.progress import Progress
+            state["bar"] = Progress(console=Console(stderr=True), transient=True)
+            state["bar"].start()
+            state["task"] = state["bar"].add_task("checking steps", total=steps)
+        state["bar"].update(state["task"], completed=step)
+
+    def close():
+        if state["bar"] is not None:
+            state["bar"].stop()
+    return update, close
 
 
 def _shape_hint(network):

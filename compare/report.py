@@ -6,47 +6,72 @@ import tempfile
 QUANTITIES = ("weights", "forward", "loss", "gradient")
 
 
-def summary(report):
-    """A plain-text summary: what was checked, the largest difference per quantity, the verdict."""
-    net, lines = report["network"], []
+def summary(report, width=110):
+    """The report as plain text (what `render` prints, without colour)."""
+    from io import StringIO
+
+    from rich.console import Console
+    buffer = StringIO()
+    render(report, Console(file=buffer, width=width, color_system=None, soft_wrap=True))
+    return buffer.getvalue().rstrip("\n")
+
+
+def render(report, console):
+    """Print the report with rich: what was checked, a table of the largest differences next to their
+    tolerances, the first mismatch the way a failing test shows one, the referee, and the verdict."""
+    from rich.markup import escape
+    from rich.table import Table
+    net, d = report["network"], report["data"]
     computed = f" (computed in {report['computed_dtype']})" if report["computed_dtype"] != report["dtype"] else ""
-    lines.append(f"numpy ({net['type']}) vs Keras {report['versions']['keras']} on {report['backend']} "
-                 f"{report['versions'].get(report['backend'], '')}, {report['dtype']}{computed}, "
-                 f"{report['mode']} steps")
-    lines.append(f"network {'-'.join(map(str, net['layers']))} [{', '.join(net['activations'])}], "
-                 f"{net['parameters']} parameters; loss {_named(net['loss'], net['loss_config'])}, "
-                 f"optimizer {_named(net['optimizer'], net['optimizer_config'])}, learning rate {net['learning_rate']:g}")
-    d = report["data"]
-    lines.append(f"data: {d['rows']} rows, batches of {d['batch_size']} ({d['steps_per_epoch']} steps per epoch)")
-    lines.append(f"steps checked: {report['steps_checked']} of {report['steps_requested']}")
-    lines.append(f"  {'quantity':<10}{'largest |diff|':>16}{'diff/tolerance':>16}  where")
+    console.print(f"numpy ({net['type']}) vs Keras {report['versions']['keras']} on {report['backend']} "
+                  f"{report['versions'].get(report['backend'], '')}, {report['dtype']}{computed}, "
+                  f"{report['mode']} steps", markup=False, highlight=False)
+    console.print(f"network {'-'.join(map(str, net['layers']))} [{', '.join(net['activations'])}], "
+                  f"{net['parameters']} parameters; loss {_named(net['loss'], net['loss_config'])}, "
+                  f"optimizer {_named(net['optimizer'], net['optimizer_config'])}, learning rate "
+                  f"{net['learning_rate']:g}", markup=False, highlight=False)
+    console.print(f"data: {d['rows']} rows, batches of {d['batch_size']} ({d['steps_per_epoch']} steps per epoch)",
+                  highlight=False)
+    console.print(f"steps checked: {report['steps_checked']} of {report['steps_requested']}", markup=False, highlight=False)
+    table = Table(box=None, pad_edge=False, show_edge=False)
+    for column, justify in (("quantity", "left"), ("largest |diff|", "right"), ("tolerance there", "right"),
+                            ("largest diff/tolerance", "right"), ("at", "left")):
+        table.add_column(column, justify=justify)
     for q in QUANTITIES:
         s = report["max_diff"][q]
         where = f"step {s['step']}, {s['name']}" if s["step"] is not None else "-"
-        lines.append(f"  {q:<10}{s['abs_diff']:>16.3g}{s['tolerance_ratio']:>16.3g}  {where}")
+        tol = f"{s['tolerance']:.3g}" if s.get("tolerance") is not None else "-"
+        ratio = f"{s['tolerance_ratio']:.3g}"
+        table.add_row(q, f"{s['abs_diff']:.3g}", tol, f"[red]{ratio}[/red]" if s["tolerance_ratio"] > 1 else ratio,
+                      escape(where))
+    console.print(table)
     if report.get("drift"):
-        d = report["drift"]
-        lines.append(f"drift between the free-running trajectories: {d['max_abs']:.3g} "
-                     f"({d['max_rel']:.3g} relative, limit {d['limit_rel']:g})")
+        dr = report["drift"]
+        console.print(f"drift between the free-running trajectories: {dr['max_abs']:.3g} "
+                      f"({dr['max_rel']:.3g} relative, limit {dr['limit_rel']:g})", markup=False, highlight=False)
     for note in report["notes"]:
-        lines.append(f"note: {note}")
+        console.print(f"note: {note}", markup=False, highlight=False)
     m = report["first_mismatch"]
     if m:
         where = f"{m['quantity']}{' (' + m['phase'] + ')' if m.get('phase') else ''} {m['name']}{m['index']}"
-        lines.append(f"MISMATCH at step {m['step']}, {where}: {m['mismatched']} of {m['elements']} elements differ")
-        lines.append(f"  numpy     {m['numpy']!r}")
-        lines.append(f"  keras     {m['keras']!r}")
+        console.print(f"[bold red]MISMATCH at step {m['step']}, {escape(where)}[/bold red]: {m['mismatched']} of "
+                      f"{m['elements']} elements differ", highlight=False)
+        console.print(f"  numpy     {m['numpy']!r}", markup=False, highlight=False)
+        console.print(f"  keras     {m['keras']!r}", markup=False, highlight=False)
         rel = f" (relative {m['rel_diff']:.3g})" if isinstance(m.get("rel_diff"), float) else ""
         tol = f" > tolerance {m['tolerance']:.3g}" if isinstance(m.get("tolerance"), float) else ""
+        ratio = (f", {m['abs_diff'] / m['tolerance']:.3g} × the tolerance"
+                 if isinstance(m.get("tolerance"), float) and m["tolerance"] > 0 and isinstance(m["abs_diff"], float)
+                 else "")
         diff = m["abs_diff"] if isinstance(m["abs_diff"], str) else f"{m['abs_diff']:.3g}"
-        lines.append(f"  |diff|    {diff}{rel}{tol}")
+        console.print(f"  |diff|    {diff}{rel}{tol}{ratio}", markup=False, highlight=False)
     if report["diagnosis"]:
-        lines.append(f"diagnosis: {report['diagnosis']}")
+        console.print(f"diagnosis: {report['diagnosis']}", markup=False, highlight=False)
     if report.get("referee"):
-        lines += referee_lines(report["referee"])
-    lines.append("verdict: " + ("OK: numpy and Keras agree at every step checked" if report["ok"] else
-                                "FAIL: numpy and Keras disagree"))
-    return "\n".join(lines)
+        for line in referee_lines(report["referee"]):
+            console.print(line, markup=False, highlight=False)
+    console.print("verdict: " + ("[green]OK: numpy and Keras agree at every step checked[/green]" if report["ok"]
+                                 else "[bold red]FAIL: numpy and Keras disagree[/bold red]"), highlight=False)
 
 
 VERDICTS = {"numpy": "the numpy side is wrong", "keras": "Keras is wrong", "both": "both sides are wrong",
@@ -93,8 +118,22 @@ def ensure_writable(path):
 
 
 def write_json(path, report):
-    """Write the report to a temporary file beside `path`, then rename it: no half-written report."""
-    text = json.dumps(report, indent=2, allow_nan=False) + "\n"
+    """Write the report as JSON; non-finite history values become null."""
+    atomic_write(path, json.dumps(_finite(report), indent=2, allow_nan=False) + "\n")
+
+
+def _finite(value):
+    if isinstance(value, float) and value != value or value in (float("inf"), float("-inf")):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+def atomic_write(path, text):
+    """Write to a temporary file beside `path`, then rename it: never a half-written file."""
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".compare-", suffix=".tmp")
     try:

@@ -1,0 +1,33 @@
+"""--junit: JUnit XML that CI systems display, one testcase per quantity."""
+import xml.etree.ElementTree as ET  # noqa: N817
+
+from .report import atomic_write, summary
+from .tally import QUANTITIES
+
+
+def junit_xml(report):
+    """A <testsuite> with a testcase per quantity; the failing one carries the mismatch report."""
+    net = report["network"]
+    name = f"compare.{'-'.join(map(str, net['layers']))}.{report['backend']}.{report['dtype']}"
+    failing = (report["first_mismatch"] or report["nonfinite"] or {}).get("quantity")
+    suite = ET.Element("testsuite", name=name, tests=str(len(QUANTITIES)), failures="0" if report["ok"] else "1",
+                       errors="0", time=f"{report['timing']['total_s']:.3f}")
+    props = ET.SubElement(suite, "properties")
+    for key in ("steps_checked", "steps_requested", "mode", "computed_dtype"):
+        ET.SubElement(props, "property", name=key, value=str(report[key]))
+    text = summary(report)
+    for q in QUANTITIES:
+        s = report["max_diff"][q]
+        case = ET.SubElement(suite, "testcase", classname=name, name=f"{q} agrees for steps 0-{report['steps_checked'] - 1}",
+                             time="0")
+        if q == failing or (failing is None and not report["ok"] and q == "loss"):
+            message = report["diagnosis"] or f"{q} disagrees"
+            ET.SubElement(case, "failure", message=message, type="mismatch").text = text
+        else:
+            ET.SubElement(case, "system-out").text = (
+                f"largest |diff| {s['abs_diff']:.3g}, largest diff/tolerance {s['tolerance_ratio']:.3g}")
+    return ET.tostring(suite, encoding="unicode", xml_declaration=True)
+
+
+def write_junit(path, report):
+    atomic_write(path, junit_xml(report) + "\n")
