@@ -31,9 +31,9 @@ def mismatch_message(report):
         lines.append(f"Greatest absolute difference: {a['value']} at index {tuple(a['index'])} "
                      f"(up to {a['tolerance']:.3g} allowed)")
         lines.append(f"Greatest relative difference: {r['value']} at index {tuple(r['index'])}")
+        times = f"{m['abs_diff'] / m['tolerance']:.3g} × its tolerance" if m["tolerance"] > 0 else "its tolerance is"
         lines.append(f"Furthest outside its tolerance: index {tuple(m['index'])}, numpy {m['numpy']!r}, "
-                     f"keras {m['keras']!r}, {m['abs_diff'] / m['tolerance']:.3g} × its tolerance "
-                     f"{m['tolerance']:.3g}")
+                     f"keras {m['keras']!r}, {times} {m['tolerance']:.3g}")
     else:
         lines.append(f"At index {tuple(m['index'])}: numpy {m['numpy']!r}, keras {m['keras']!r}")
     if report["diagnosis"]:

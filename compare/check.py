@@ -109,7 +109,7 @@ def check(network, X, y, steps=None, epochs=None, batch_size=None, seed=0, free_
                                      "rounding of its inputs to float32 included")
                         u = tolerance.UNIT_ROUNDOFF[computed]
                         update_tolerance = UpdateTolerance(spec["optimizer"], spec["optimizer_config"], lr, u)
-                if computed != dtype:  # Keras may round the weights and inputs it is given to float32
+                if computed == "float32":  # Keras rounds the weights and inputs it is given to float32
                     loss_args["x_error"] = u * np.abs(Xb)
                     if not free_running:
                         carried_tol = [u * np.abs(w) for w in mine_w]
@@ -122,7 +122,7 @@ def check(network, X, y, steps=None, epochs=None, batch_size=None, seed=0, free_
                                      f"(relative) by step {step}, past the limit {tolerance.DRIFT_LIMIT:g}; "
                                      "later steps were not compared (use the synced mode)")
                         break
-                if computed != dtype:  # Keras rounded the weights it was given to float32
+                if computed == "float32":  # so their rounding is a gap between the two sides' inputs
                     gap = [u * np.abs(w) + (0 if gap is None else g) for w, g in zip(mine_w, gap or mine_w)]
                 y_used = smooth_labels(yb, spec["loss"], spec["loss_config"].get("label_smoothing", 0.0))
                 tol = tolerance.step_tolerances(ref["weights_in"], spec["activations"], Xb, y_used, ref["zs"],

@@ -61,7 +61,7 @@ def render(report, console):
         rel = f" (relative {m['rel_diff']:.3g})" if isinstance(m.get("rel_diff"), float) else ""
         tol = f" > tolerance {m['tolerance']:.3g}" if isinstance(m.get("tolerance"), float) else ""
         ratio = (f", {m['abs_diff'] / m['tolerance']:.3g} × the tolerance"
-                 if isinstance(m.get("tolerance"), float) and m["tolerance"] > 0 and isinstance(m["abs_diff"], float)
+                 if isinstance(m.get("tolerance"), float) and m["tolerance"] > 0 and isinstance(m.get("abs_diff"), float)
                  else "")
         diff = m["abs_diff"] if isinstance(m["abs_diff"], str) else f"{m['abs_diff']:.3g}"
         console.print(f"  |diff|    {diff}{rel}{tol}{ratio}", markup=False, highlight=False)
