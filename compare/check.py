@@ -42,7 +42,7 @@ def batches(n_rows, batch_size, seed):
 
 
 def check(network, X, y, steps=None, epochs=None, batch_size=None, seed=0, free_running=False, dtype="float64",
-          referee=None, backend=None, history=False, progress=None):
+          referee=None, backend=None, history=False, progress=None, reference=None):
     """Train `network` and Keras side by side; return the report as a dict.
 
     `network` follows the plug-in protocol (README). `steps` (default 100) or `epochs` sets the
@@ -52,16 +52,21 @@ def check(network, X, y, steps=None, epochs=None, batch_size=None, seed=0, free_
     first mismatching step, or step 0 when all agree, against a third opinion (compare/referee.py).
     `backend` is Keras's: tensorflow (default), jax or torch; it must be chosen before Keras is imported.
     `history=True` adds per-step summaries (report["history"]); `progress(step, steps)` is called
-    after each step.
+    after each step. `reference` replaces live Keras with a recorded trajectory (compare.golden): the
+    numpy network is then set to the recorded weights before each step, and Keras is never imported.
     """
     t0 = time.perf_counter()
     if dtype not in DTYPES:
         raise InputError(f"dtype must be one of {', '.join(DTYPES)}; received {dtype!r}")
     if referee is not None and referee not in REFEREES:
         raise InputError(f"unknown referee {referee!r}; expected one of {', '.join(REFEREES)}")
-    backend = use_backend(backend)
+    backend = reference.backend if reference else use_backend(backend)
     X, y, notes = data.checked(X, y)
     spec = protocol.describe(network, X.shape[1], y.shape[1])
+    if reference:
+        steps, batch_size = steps or reference.config["steps"], reference.config["batch_size"]
+        if steps > reference.config["steps"]:
+            raise InputError(f"the golden file holds {reference.config['steps']} steps; received steps={steps}")
     batch_size = _positive("batch_size", batch_size, X.shape[0])
     steps_per_epoch = math.ceil(X.shape[0] / batch_size)
     if steps is not None and epochs is not None:
@@ -74,7 +79,9 @@ def check(network, X, y, steps=None, epochs=None, batch_size=None, seed=0, free_
             raise InputError(f"--referee exact handles up to {MAX_PARAMETERS} parameters; this network has "
                              f"{params}: use --referee finite_differences")
     notes += keras_notes.for_spec(spec, dtype, backend)
-    keras_step = _keras_step(spec, dtype)
+    keras_step = reference or _keras_step(spec, dtype)
+    if reference:
+        reference.reset(spec["learning_rate"])
     t_setup = time.perf_counter()
 
     u = tolerance.UNIT_ROUNDOFF[dtype]
@@ -89,7 +96,7 @@ def check(network, X, y, steps=None, epochs=None, batch_size=None, seed=0, free_
     drift = {"max_abs": 0.0, "max_rel": 0.0, "step": None, "limit_rel": tolerance.DRIFT_LIMIT,
              "decorrelated_at": None}
     keras_weights, carried_tol = None, [np.zeros(s) for s in shapes]
-    schedule = batches(X.shape[0], batch_size, seed)
+    schedule = reference.schedule() if reference else batches(X.shape[0], batch_size, seed)
     first = current = None
     with np.errstate(all="ignore"):
         try:
@@ -97,8 +104,12 @@ def check(network, X, y, steps=None, epochs=None, batch_size=None, seed=0, free_
                 tally.begin_step()
                 epoch, rows = next(schedule)
                 Xb, yb = X[rows], y[rows]
+                if reference:  # the recorded step, and the numpy network put on its weights
+                    ref = keras_step.step(None, Xb, yb)
+                    protocol.call("network.set_weights(weights)", network.set_weights, ref["weights_in"])
                 mine_w = protocol.weights_of(network, n_layers)
-                ref = keras_step.step(keras_weights if free_running and step > 0 else mine_w, Xb, yb)
+                if not reference:
+                    ref = keras_step.step(keras_weights if free_running and step > 0 else mine_w, Xb, yb)
                 current = {"step": step, "X": Xb, "y": yb, "weights": mine_w, "ref": ref, "numpy": {}}
                 first = first or current
                 if computed is None:
@@ -183,7 +194,7 @@ def check(network, X, y, steps=None, epochs=None, batch_size=None, seed=0, free_
         "dtype": dtype,
         "backend": backend,
         "computed_dtype": computed or dtype,
-        "device": _device(backend),
+        "device": reference.device if reference else _device(backend),
         "network": {"layers": spec["sizes"], "activations": spec["activations"], "learning_rate": lr,
                     "loss": spec["loss"], "loss_config": spec["loss_config"], "optimizer": spec["optimizer"],
                     "optimizer_config": spec["optimizer_config"],
@@ -199,7 +210,7 @@ def check(network, X, y, steps=None, epochs=None, batch_size=None, seed=0, free_
         "drift": drift if free_running else None,
         "referee": judged,
         "tolerance": "per element: 2 x rounding-error bound of the step (docs/tolerances.md)",
-        "versions": _versions(),
+        "versions": reference.versions if reference else _versions(),
         **({"history": tally.history} if history else {}),
         "timing": {"setup_s": t_setup - t0, "steps_s": t_end - t_setup, "total_s": t_end - t0},
     }

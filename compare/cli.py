@@ -64,8 +64,10 @@ def _json_object(text):
     return value
 
 
-def parser():
-    p = _Parser(prog="python -m compare", description=__doc__, epilog=EPILOG)
+def parser(prog="python -m compare", record=False):
+    p = _Parser(prog=prog, description=RECORD_DOC if record else __doc__, epilog=None if record else EPILOG)
+    if record:
+        p.add_argument("--out", required=True, metavar="FILE.npz", help="where to save the Keras trajectory")
     p.add_argument("--impl", metavar="MODULE:FACTORY",
                    help="zero-argument callable returning the network to check; MODULE importable from the "
                         "current directory (default: the built-in network: the guide's, or --layers)")
@@ -99,6 +101,8 @@ def parser():
                      help="precision of both sides and of the tolerances (default float64)")
     run.add_argument("--backend", choices=("tensorflow", "jax", "torch"),
                      help="Keras's backend (default: $KERAS_BACKEND, else tensorflow)")
+    if record:
+        return p
     run.add_argument("--referee", choices=("exact", "finite_differences"),
                      help="judge the first mismatching step (or step 0) against 50-digit arithmetic (networks "
                           "up to 500 parameters) or central differences of Keras's loss")
@@ -114,11 +118,19 @@ def parser():
     return p
 
 
+RECORD_DOC = """python -m compare record: save the Keras side's trajectory (weights, layer outputs, loss and
+gradients per step, with the config and the versions) for `python -m compare check --golden`."""
+
+
 def main(argv=None):
     for stream in (sys.stdout, sys.stderr):  # '−' and '×' must not crash a non-UTF-8 terminal
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="replace")
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
+        if argv and argv[0] in SUBCOMMANDS:
+            from . import golden_cli
+            return getattr(golden_cli, argv[0])(argv[1:])
         return _run(parser().parse_args(argv))
     except InputError as exc:
         print(f"python -m compare: error: {exc}", file=sys.stderr)
@@ -126,6 +138,9 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("python -m compare: interrupted", file=sys.stderr)
         return 130
+
+
+SUBCOMMANDS = ("record", "check", "diff", "walkthrough")
 
 
 def builtin_network(args):

@@ -1,0 +1,107 @@
+"""The subcommands record, check, diff and walkthrough of python -m compare."""
+from .cli import _Parser, _positive_int, builtin_network, parser
+from .errors import InputError
+
+
+def record(argv):
+    """python -m compare record --out FILE.npz [network and data options]"""
+    from . import data, golden, protocol
+    args = parser("python -m compare record", record=True).parse_args(argv)
+    _writable(args.out, "out")
+    from .check import use_backend
+    backend = use_backend(args.backend)
+    network = protocol.load_factory(args.impl) if args.impl else builtin_network(args)
+    shape = _shape(network) if args.data == "random" else (None, None)
+    X, y = data.load(args.data, *shape, loss=getattr(network, "loss", "mse"), seed=args.seed)
+    steps = args.steps or 100
+    if args.epochs:
+        import math
+        steps = args.epochs * math.ceil(len(X) / (args.batch_size or len(X)))
+    arrays = golden.record(network, X, y, steps, args.batch_size, args.seed, args.dtype, backend)
+    golden.save(args.out, arrays)
+    config = arrays["config"].item()
+    print(f"recorded {steps} steps of Keras on {backend} to {args.out} ({_size(args.out)}); config {config}")
+    return 0
+
+
+def check(argv):
+    """python -m compare check --golden FILE.npz [--impl MODULE:FACTORY] — without TensorFlow or Keras."""
+    from . import golden, protocol, report
+    p = _Parser(prog="python -m compare check", description="Check a numpy network against a recorded Keras "
+                "trajectory, without importing TensorFlow or Keras. Exit 0 ok, 1 mismatch, 2 bad input.")
+    p.add_argument("--golden", required=True, metavar="FILE.npz")
+    p.add_argument("--impl", metavar="MODULE:FACTORY",
+                   help="the network to check (default: numpy_impl.Network built from the file's config)")
+    p.add_argument("--steps", type=_positive_int, help="check only the first N recorded steps")
+    p.add_argument("--json", metavar="PATH")
+    p.add_argument("--junit", metavar="PATH.xml")
+    p.add_argument("--quiet", "-q", action="store_true")
+    args = p.parse_args(argv)
+    for option in ("json", "junit"):
+        if getattr(args, option):
+            _writable(getattr(args, option), option)
+    reference = golden.GoldenReference(args.golden)
+    spec = reference.config["spec"]
+    if args.impl:
+        network = protocol.load_factory(args.impl)
+    else:
+        from numpy_impl import Network
+        weights = [reference.files[f"w{i}"][0] for i in range(2 * len(spec["activations"]))]
+        network = Network(weights, spec["activations"], spec["learning_rate"], spec["loss"], spec["loss_config"],
+                          spec["optimizer"], spec["optimizer_config"], dtype=reference.config["dtype"])
+    from .check import check as run_check
+    result = run_check(network, reference.files["X"], reference.files["y"], steps=args.steps,
+                       dtype=reference.config["dtype"], reference=reference, history=bool(args.junit))
+    print(report.summary(result).splitlines()[-1] if args.quiet else report.summary(result))
+    if args.junit:
+        from .junit import write_junit
+        write_junit(args.junit, result)
+    if args.json:
+        report.write_json(args.json, result)
+    return 0 if result["ok"] else 1
+
+
+def diff(argv):
+    """python -m compare diff A.npz B.npz: what moved between two recordings (exit 0 identical, 1 moved)."""
+    from . import golden
+    p = _Parser(prog="python -m compare diff", description="Compare two recordings of the same configuration, "
+                "e.g. before and after a Keras or TensorFlow upgrade. Exit 0 identical, 1 moved, 2 bad input.")
+    p.add_argument("a", metavar="A.npz")
+    p.add_argument("b", metavar="B.npz")
+    args = p.parse_args(argv)
+    result = golden.diff(args.a, args.b)
+    va, vb = result["versions"]["a"], result["versions"]["b"]
+    print(f"A: {args.a} ({', '.join(f'{k} {v}' for k, v in va.items())})")
+    print(f"B: {args.b} ({', '.join(f'{k} {v}' for k, v in vb.items())})")
+    print(f"  {'quantity':<10}{'largest |A − B|':>18}{'largest relative':>18}  in")
+    for q, m in result["moved"].items():
+        print(f"  {q:<10}{m['max_abs']:>18.3g}{m['max_rel']:>18.3g}  {m['name'] or '-'}")
+    if result["identical"]:
+        print(f"identical: all {result['steps']} steps are bit for bit the same")
+        return 0
+    print(f"moved: the trajectories first differ at step {result['first_changed_step']} of {result['steps']}")
+    return 1
+
+
+def walkthrough(argv):
+    from .walkthrough import main
+    return main(argv)
+
+
+def _writable(path, option):
+    from .report import ensure_writable
+    try:
+        ensure_writable(path)
+    except OSError as exc:
+        raise InputError(f"cannot write --{option} {path!r}: {exc.strerror or exc}") from None
+
+
+def _shape(network):
+    from .cli import _shape_hint
+    return _shape_hint(network)
+
+
+def _size(path):
+    import os
+    return f"{os.path.getsize(path) / 1024:.0f} KiB"
+
