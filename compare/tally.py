@@ -47,43 +47,64 @@ class Tally:
         self._step = None
 
     def compare(self, step, quantity, phase, names, mine, ref, tol):
-        """Update the maxima; raise Stop at the worst element of the first tensor outside its tolerance."""
+        """Update the maxima; raise Stop at the worst element of the first tensor outside its tolerance.
+
+        A few passes over each tensor: |diff|, its largest value (which is not finite when either side
+        has NaN or Inf), and diff/tolerance; the element is located only when something is reported.
+        """
+        s = self.overall[quantity]
+        here = self._step[quantity] if self._step is not None else None
         for name, m, k, t in zip(names, mine, ref, tol):
-            m, k, t = np.asarray(m, dtype=np.float64), np.asarray(k, dtype=np.float64), np.asarray(t)
-            where = {"step": step, "quantity": quantity, "name": name}
-            if phase:
-                where["phase"] = phase
-            finite_m, finite_k = np.isfinite(m), np.isfinite(k)
-            if not (finite_m.all() and finite_k.all()):
-                raise nonfinite_stop(where, m, k, finite_m, finite_k)
-            diff = np.abs(m - k)
-            t = np.broadcast_to(t, diff.shape)
-            ratio = np.where(diff == 0, 0.0, diff / np.where(t > 0, t, np.finfo(float).tiny))
-            worst = np.unravel_index(int(np.argmax(ratio)), diff.shape)
-            largest = np.unravel_index(int(np.argmax(diff)), diff.shape)
-            s = self.overall[quantity]
-            if diff[largest] > s["abs_diff"] or s["tolerance"] is None:  # the largest |diff| and its tolerance
-                s.update(abs_diff=float(diff[largest]), tolerance=float(t[largest]))
-            if ratio[worst] > s["tolerance_ratio"] or s["step"] is None:  # the largest diff/tolerance, and where
-                s.update(tolerance_ratio=float(ratio[worst]), step=step, name=name)
-            if self._step is not None:  # per step: the largest |diff|, the tolerance at it, the largest ratio
-                here = self._step[quantity]
-                if diff[largest] >= here[0]:
-                    here[0], here[2] = float(diff[largest]), float(t[largest])
-                here[1] = max(here[1], float(ratio[worst]))
-            t = t * (1 + TOLERANCE_EVALUATION)
-            bad = diff > t
-            if np.any(bad):
-                rel = np.where(k != 0, diff / np.where(k != 0, np.abs(k), 1), np.where(diff > 0, np.inf, 0.0))
-                i_abs = np.unravel_index(int(np.argmax(diff)), diff.shape)
-                i_rel = np.unravel_index(int(np.argmax(rel)), diff.shape)
-                raise Stop(mismatch=dict(
-                    where, index=[int(j) for j in worst], numpy=float(m[worst]), keras=float(k[worst]),
-                    abs_diff=float(diff[worst]), rel_diff=float(diff[worst] / abs(k[worst])) if k[worst] != 0 else None,
-                    tolerance=float(t[worst]), mismatched=int(np.sum(bad)), elements=int(diff.size),
-                    greatest_abs_diff={"value": float(diff[i_abs]), "index": [int(j) for j in i_abs],
-                                       "tolerance": float(t[i_abs])},
-                    greatest_rel_diff={"value": _num(rel[i_rel]), "index": [int(j) for j in i_rel]}))
+            diff = np.abs(np.asarray(m, dtype=np.float64) - np.asarray(k, dtype=np.float64))
+            largest = int(np.argmax(diff)) if diff.ndim else 0
+            dmax = float(diff.flat[largest]) if diff.ndim else float(diff)
+            if not np.isfinite(dmax) or np.isnan(diff).any():
+                self._compare_one(step, quantity, phase, name, m, k, t)
+            t = np.broadcast_to(np.asarray(t, dtype=np.float64), diff.shape)
+            if dmax == 0:
+                rmax, tol_at = 0.0, float(t.flat[0]) if t.size else 0.0
+                worst_ratio = 0.0
+            else:
+                ratio = np.divide(diff, t, out=np.zeros_like(diff), where=diff > 0)
+                with np.errstate(divide="ignore"):
+                    ratio = np.where((diff > 0) & (t == 0), np.inf, ratio) if not np.all(t) else ratio
+                worst_ratio = float(ratio.max())
+                rmax, tol_at = worst_ratio, float(t.flat[largest])
+            if dmax > s["abs_diff"] or s["tolerance"] is None:  # the largest |diff| and its tolerance
+                s.update(abs_diff=dmax, tolerance=tol_at)
+            if rmax > s["tolerance_ratio"] or s["step"] is None:  # the largest diff/tolerance, and where
+                s.update(tolerance_ratio=rmax, step=step, name=name)
+            if here is not None:  # per step: the largest |diff|, the tolerance at it, the largest ratio
+                if dmax >= here[0]:
+                    here[0], here[2] = dmax, tol_at
+                here[1] = max(here[1], rmax)
+            if worst_ratio > 1 + TOLERANCE_EVALUATION:
+                self._compare_one(step, quantity, phase, name, m, k, t)
+
+    def _compare_one(self, step, quantity, phase, name, m, k, t):
+        """Raise Stop for the tensor `name`: its worst element, or where NaN or Inf first appeared."""
+        m, k, t = np.asarray(m, dtype=np.float64), np.asarray(k, dtype=np.float64), np.asarray(t)
+        where = {"step": step, "quantity": quantity, "name": name}
+        if phase:
+            where["phase"] = phase
+        finite_m, finite_k = np.isfinite(m), np.isfinite(k)
+        if not (finite_m.all() and finite_k.all()):
+            raise nonfinite_stop(where, m, k, finite_m, finite_k)
+        diff = np.abs(m - k)
+        t = np.broadcast_to(t, diff.shape) * (1 + TOLERANCE_EVALUATION)
+        ratio = np.where(diff == 0, 0.0, diff / np.where(t > 0, t, np.finfo(float).tiny))
+        worst = np.unravel_index(int(np.argmax(ratio)), diff.shape)
+        bad = diff > t
+        rel = np.where(k != 0, diff / np.where(k != 0, np.abs(k), 1), np.where(diff > 0, np.inf, 0.0))
+        i_abs = np.unravel_index(int(np.argmax(diff)), diff.shape)
+        i_rel = np.unravel_index(int(np.argmax(rel)), diff.shape)
+        raise Stop(mismatch=dict(
+            where, index=[int(j) for j in worst], numpy=float(m[worst]), keras=float(k[worst]),
+            abs_diff=float(diff[worst]), rel_diff=float(diff[worst] / abs(k[worst])) if k[worst] != 0 else None,
+            tolerance=float(t[worst]), mismatched=int(np.sum(bad)), elements=int(diff.size),
+            greatest_abs_diff={"value": float(diff[i_abs]), "index": [int(j) for j in i_abs],
+                               "tolerance": float(t[i_abs])},
+            greatest_rel_diff={"value": _num(rel[i_rel]), "index": [int(j) for j in i_rel]}))
 
 
 def nonfinite_stop(where, m, k, finite_m, finite_k):

@@ -200,15 +200,16 @@ def step_bounds(weights, activations, X, y, zs, outputs, u, weight_error=None, l
     """
     loss_config = loss_config or {}
     Ws, bs = weights[0::2], weights[1::2]
-    if weight_error is None:
-        weight_error = [np.zeros_like(w) for w in weights]
-    eWs, ebs = weight_error[0::2], weight_error[1::2]
-    # Forward: z = a Wᵀ + b, a' = f(z).
+    absW = [np.abs(W) for W in Ws]
+    eWs, ebs = (weight_error[0::2], weight_error[1::2]) if weight_error is not None else ([None] * len(Ws),) * 2
+    # Forward: z = a Wᵀ + b, a' = f(z). Terms that multiply the same matrix share one product:
+    # γ|a||W|ᵀ + e_a|W|ᵀ = (γ|a| + e_a)|W|ᵀ.
     e_a, a, e_outputs, e_zs = np.zeros_like(X) + x_error, X, [], []
-    for W, b, eW, eb, z, out, name in zip(Ws, bs, eWs, ebs, zs, outputs, activations):
-        n_in = W.shape[1]
-        e_z = (gamma(n_in + 1, u) * (np.abs(a) @ np.abs(W).T + np.abs(b))
-               + e_a @ (np.abs(W) + eW).T + np.abs(a) @ eW.T + eb)
+    for W, aW, b, eW, eb, z, out, name in zip(Ws, absW, bs, eWs, ebs, zs, outputs, activations):
+        g = gamma(W.shape[1] + 1, u)
+        e_z = (g * np.abs(a) + e_a) @ aW.T + g * np.abs(b)
+        if eW is not None:  # the two sides' weights differ by up to eW, eb
+            e_z = e_z + (np.abs(a) + e_a) @ eW.T + eb
         if name == "softmax":
             e_a = softmax_error(out, e_z, u)
         else:
@@ -224,7 +225,7 @@ def step_bounds(weights, activations, X, y, zs, outputs, u, weight_error=None, l
     # Backward: dz = f'(z) ⊙ δ; dW = dzᵀ a_prev; db = Σ dz; δ_prev = dz W.
     e_grads, N = [], X.shape[0]
     for l in reversed(range(len(Ws))):
-        W, eW = Ws[l], eWs[l]
+        W, aW, eW = Ws[l], absW[l], eWs[l]
         a_prev = outputs[l - 1] if l > 0 else X
         e_a_prev = e_outputs[l - 1] if l > 0 else np.zeros_like(X) + x_error
         if l == len(Ws) - 1 and where == "z":
@@ -232,13 +233,19 @@ def step_bounds(weights, activations, X, y, zs, outputs, u, weight_error=None, l
         else:
             dz, e_dz = backward_activation(activations[l], zs[l], outputs[l], e_zs[l], e_outputs[l],
                                            delta, e_delta, u)
-        e_dW = (gamma(N, u) * np.abs(dz).T @ np.abs(a_prev) + e_dz.T @ (np.abs(a_prev) + e_a_prev)
-                + np.abs(dz).T @ e_a_prev)
-        e_db = gamma(N, u) * np.abs(dz).sum(axis=0) + e_dz.sum(axis=0)
+        # γ|dz|ᵀ|a| + E(dz)ᵀ(|a| + E(a)) + |dz|ᵀE(a) = (γ|dz| + E(dz))ᵀ|a| + (E(dz) + |dz|)ᵀE(a)
+        abs_dz = np.abs(dz)
+        e_dW = (gamma(N, u) * abs_dz + e_dz).T @ np.abs(a_prev)
+        if l > 0 or np.any(x_error):
+            e_dW = e_dW + (e_dz + abs_dz).T @ e_a_prev
+        e_db = gamma(N, u) * abs_dz.sum(axis=0) + e_dz.sum(axis=0)
         e_grads[:0] = [e_dW, e_db]
+        if l == 0:
+            break
         delta = dz @ W
-        e_delta = (gamma(W.shape[0], u) * np.abs(dz) @ np.abs(W) + e_dz @ (np.abs(W) + eW)
-                   + np.abs(dz) @ eW)
+        e_delta = (gamma(W.shape[0], u) * abs_dz + e_dz) @ aW
+        if eW is not None:
+            e_delta = e_delta + (e_dz + abs_dz) @ eW
     return {"forward": e_outputs, "loss": float(e_loss), "grads": e_grads}
 
 

@@ -8,5 +8,5 @@ def to_keras(weights):
 
 
 def from_keras(weights):
-    """Keras's [kernel0, bias0, ...] → [W0, b0, ...] with W = kernel.T. Exact inverse of `to_keras`."""
-    return [np.ascontiguousarray(w.T) if w.ndim == 2 else np.array(w) for w in weights]
+    """Keras's [kernel0, bias0, ...] → [W0, b0, ...] with W = kernel.T (a view). Exact inverse of `to_keras`."""
+    return [w.T if w.ndim == 2 else w for w in weights]

@@ -57,6 +57,7 @@ class KerasStep:
         self.optimizer.build(model.trainable_variables)
         self._initial_state = [np.array(v.numpy()) for v in self.optimizer.variables]
         self.backend = keras.backend.backend()
+        self._packed, self._tf_constant = False, None
         self._step, self._loss = {"tensorflow": self._tf_functions, "jax": self._jax_functions,
                                   "torch": self._torch_functions}[self.backend](compiled)
 
@@ -79,10 +80,17 @@ class KerasStep:
     # --- TensorFlow: tf.GradientTape inside tf.function --------------------------------------
     def _tf_functions(self, compiled):
         import tensorflow as tf
+        shapes = [tuple(v.shape) for v in self.model.trainable_variables]
+        sizes = [int(np.prod(s)) for s in shapes]
 
-        def step(kernels, X, y):
+        def unpack(flat):
+            return [tf.reshape(part, shape) for part, shape in zip(tf.split(flat, sizes), shapes)]
+
+        def step(flat, X, y):
+            # One flat input and one flat output: each tensor crossing the tf.function boundary costs
+            # tens of microseconds, more than this network's arithmetic.
             variables = self.model.trainable_variables
-            for variable, value in zip(variables, kernels):
+            for variable, value in zip(variables, unpack(flat)):
                 variable.assign(value)
             weights_in = [tf.identity(v.value) for v in variables]
             with tf.GradientTape() as tape:
@@ -90,14 +98,23 @@ class KerasStep:
                 loss = self.loss_fn(y, activations[-1])
             grads = tape.gradient(loss, variables)
             self.optimizer.apply_gradients(zip(grads, variables))
-            return weights_in, zs, activations, loss, grads, [tf.identity(v.value) for v in variables]
+            parts = weights_in + zs + activations + [tf.reshape(loss, [1])] + grads + [tf.identity(v.value)
+                                                                                     for v in variables]
+            return tf.concat([tf.reshape(p, [-1]) for p in parts], axis=0)
 
-        def loss_at(kernels, X, y):
-            for variable, value in zip(self.model.trainable_variables, kernels):
+        def loss_at(flat, X, y):
+            for variable, value in zip(self.model.trainable_variables, unpack(flat)):
                 variable.assign(value)
             return self.loss_fn(y, self.model(X))
-        if compiled:
-            return tf.function(step, reduce_retracing=True), tf.function(loss_at, reduce_retracing=True)
+        self._packed, self._tf_constant = True, tf.constant
+        if not compiled:
+            return step, loss_at
+        # Concrete functions for any batch size: calling them skips tf.function's signature lookup,
+        # which costs more per call than this network's whole step.
+        specs = (tf.TensorSpec([sum(sizes)], self.dtype), tf.TensorSpec([None, shapes[0][0]], self.dtype),
+                 tf.TensorSpec([None, self.model.layers[-1].units], self.dtype))
+        step = tf.function(step).get_concrete_function(*specs)
+        loss_at = tf.function(loss_at).get_concrete_function(*specs)
         return step, loss_at
 
     # --- jax: jax.value_and_grad over stateless calls, optimizer.stateless_apply, jax.jit -----
@@ -153,7 +170,25 @@ class KerasStep:
 
     def _inputs(self, weights, X, y):
         convert = lambda a: ops.convert_to_tensor(np.asarray(a), dtype=self.dtype)  # noqa: E731
+        if self._packed:  # one copy: ravel of the transposed view lays the kernel out as Keras does
+            constant = lambda a: self._tf_constant(a, dtype=self.dtype)  # noqa: E731
+            flat = np.concatenate([np.ravel(w.T if w.ndim == 2 else w) for w in weights])
+            return constant(flat), constant(X), constant(y)
         return [convert(w) for w in to_keras(weights)], convert(X), convert(y)
+
+    def _unpack(self, flat, rows):
+        """The flat output of the TensorFlow step, split back into its tensors."""
+        shapes = [tuple(v.shape) for v in self.model.trainable_variables]
+        units = [layer.units for layer in self.model.layers]
+        layout = shapes + [(rows, n) for n in units] * 2 + [()] + shapes + shapes
+        out, start = [], 0
+        for shape in layout:
+            size = int(np.prod(shape))
+            out.append(flat[start:start + size].reshape(shape))
+            start += size
+        n, L = len(shapes), len(units)
+        return out[:n], out[n:n + L], out[n + L:n + 2 * L], out[n + 2 * L], out[n + 2 * L + 1:2 * n + 2 * L + 1], \
+            out[2 * n + 2 * L + 1:]
 
     def loss_at(self, weights, X, y):
         """Keras's loss at `weights` ((units, inputs) convention) on X, y, without training."""
@@ -162,8 +197,11 @@ class KerasStep:
     def step(self, weights, X, y):
         """Run one step from `weights` ((units, inputs) convention); return a dict of numpy arrays."""
         out = self._step(*self._inputs(weights, X, y))
-        weights_in, zs, activations, loss, grads, weights_out = (
-            [_numpy(t) for t in part] if isinstance(part, (list, tuple)) else _numpy(part) for part in out)
+        if self._packed:
+            weights_in, zs, activations, loss, grads, weights_out = self._unpack(_numpy(out), len(X))
+        else:
+            weights_in, zs, activations, loss, grads, weights_out = (
+                [_numpy(t) for t in part] if isinstance(part, (list, tuple)) else _numpy(part) for part in out)
         return {"weights_in": from_keras(weights_in), "zs": zs, "activations": activations,
                 "loss": float(loss), "grads": from_keras(grads), "weights_out": from_keras(weights_out)}
 

@@ -24,7 +24,7 @@ def test_readme_opens_with_the_install_and_test_commands():
 
 @pytest.fixture
 def example(tmp_path):
-    module, usage = python_blocks()
+    module, usage = python_blocks()[:2]  # the plug-in example and its use come first
     (tmp_path / "my_network.py").write_text(module)
     (tmp_path / "use_it.py").write_text(usage)
     return tmp_path
