@@ -68,6 +68,8 @@ def check(network, X, y, steps=None, epochs=None, batch_size=None, seed=0, free_
         if steps > reference.config["steps"]:
             raise InputError(f"the golden file holds {reference.config['steps']} steps; received steps={steps}")
     batch_size = _positive("batch_size", batch_size, X.shape[0])
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InputError(f"seed must be an integer ≥ 0; received {seed!r}")
     steps_per_epoch = math.ceil(X.shape[0] / batch_size)
     if steps is not None and epochs is not None:
         raise InputError(f"give steps or epochs, not both; received steps={steps!r}, epochs={epochs!r}")
@@ -168,7 +170,7 @@ def check(network, X, y, steps=None, epochs=None, batch_size=None, seed=0, free_
                 except _Stop as stop_:
                     if stop_.mismatch and not stop_.nonfinite:
                         stop_.diagnosis = diagnose.diagnose_update(mine_w, after, ref["weights_out"], update_tol,
-                                                                   lr, keras_notes.float32_casts(spec, dtype))
+                                                                   lr, keras_notes.float32_casts(spec, dtype, as_cause=True))
                     raise
                 checked = step + 1
                 tally.end_step(loss, ref["loss"])

@@ -30,6 +30,16 @@ def _positive_int(text):
     return value
 
 
+def _seed(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer ≥ 0; received {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer ≥ 0; received {text!r}")
+    return value
+
+
 def _positive_float(text):
     try:
         value = float(text)
@@ -95,7 +105,7 @@ def parser(prog="python -m compare", record=False):
     length.add_argument("--steps", type=_positive_int, help="training steps to check (default: 100)")
     length.add_argument("--epochs", type=_positive_int, help="epochs to check, each one pass over the data")
     run.add_argument("--batch-size", type=_positive_int, help="rows per step (default: all rows)")
-    run.add_argument("--seed", type=int, default=0, help="seeds the initial weights, random data and the "
+    run.add_argument("--seed", type=_seed, default=0, help="seeds the initial weights, random data and the "
                                                           "per-epoch permutation (default 0)")
     run.add_argument("--dtype", choices=("float64", "float32"), default="float64",
                      help="precision of both sides and of the tolerances (default float64)")

@@ -7,8 +7,9 @@ FLOAT32_CAST = {"sgd": ["momentum"], "adam": ["beta_1", "beta_2"], "adamw": ["be
 WHERE = {"beta_1": "inside beta_1**t", "beta_2": "inside beta_2**t"}
 
 
-def float32_casts(spec, dtype):
-    """Sentences for each hyper-parameter that Keras rounds through float32 in this configuration."""
+def float32_casts(spec, dtype, as_cause=False):
+    """Sentences for each hyper-parameter that Keras rounds through float32 in this configuration
+    (as a note, or, with as_cause, as a possible cause of an update mismatch)."""
     if dtype != "float64":
         return []
     config = {**OPTIMIZERS[spec["optimizer"]].defaults, **spec["optimizer_config"]}
@@ -18,9 +19,10 @@ def float32_casts(spec, dtype):
         value = config.get(name)
         if isinstance(value, (int, float)) and not isinstance(value, bool) and value and f32(value) != value:
             where = WHERE.get(name, "")
-            out.append(f"Keras uses {spec['optimizer']} {name}={value!r} as {f32(value)!r} "
-                       f"{(where + ' ') if where else ''}(cast through float32 on TensorFlow); "
-                       "numpy_impl does the same")
+            fact = (f"Keras uses {spec['optimizer']} {name}={value!r} as {f32(value)!r} "
+                    f"{(where + ' ') if where else ''}(cast through float32 on TensorFlow)")
+            out.append(f"if the numpy side uses {name}={value!r} exactly: {fact}" if as_cause
+                       else f"{fact}; numpy_impl does the same")
     return out
 
 

@@ -75,6 +75,9 @@ def describe(network, n_inputs, n_outputs):
     if isinstance(activations, str) or not all(isinstance(a, str) for a in _iterable(activations)):
         raise InputError(f"network.activations must be a list of activation names; received {activations!r}")
     activations = list(activations)
+    if not activations:
+        raise InputError("network.activations is empty; expected one activation name per layer, e.g. "
+                         "['tanh', 'linear']")
     unknown = [a for a in activations if a not in KNOWN_ACTIVATIONS]
     if unknown:
         raise InputError(f"unknown activation {unknown[0]!r}; expected one of {', '.join(KNOWN_ACTIVATIONS)}")

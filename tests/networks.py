@@ -206,3 +206,74 @@ BUGS = {
     SwappedUnits: (1, "gradient"),  # at step 0 both output weights are 1: the swap shows from step 1
     GuideSignAndScale: (0, "gradient"),
 }
+
+
+# --- bugs that need more than the guide's plain SGD --------------------------------------------
+
+class TransposedKernel(numpy_impl.Network):
+    """The forward pass multiplies by W instead of W.T (invisible in shapes: the hidden layer is square)."""
+
+    def __init__(self):
+        super().__init__(numpy_impl.glorot_uniform([3, 3, 1], 3), ["tanh", "linear"], 0.01)
+
+    def _forward(self, X):
+        zs, activations, a = [], [], X
+        for (W, b), name in zip(self._layers(), self.activations):
+            z = a @ W + b if W.shape[0] == W.shape[1] else a @ W.T + b
+            a = numpy_impl.ops.ACTIVATIONS[name][0](z)
+            zs.append(z)
+            activations.append(a)
+        return zs, activations
+
+
+class MomentumNotCarried(numpy_impl.Network):
+    """SGD with momentum whose velocity is reset at every step."""
+
+    def __init__(self):
+        super().__init__(numpy_impl.seed_weights(), ["tanh", "linear"], 0.001, optimizer="sgd",
+                         optimizer_config={"momentum": 0.9})
+
+    def apply_gradients(self, grads):
+        self._optimizer.state = None  # forgets the velocity
+        super().apply_gradients(grads)
+
+
+class AdamBiasCorrectionOffByOne(numpy_impl.Network):
+    """Adam's bias correction uses t + 1 where Keras uses t (the first step is t = 1)."""
+
+    def __init__(self):
+        super().__init__(numpy_impl.seed_weights(), ["tanh", "linear"], 0.001, optimizer="adam")
+
+    def apply_gradients(self, grads):
+        self._optimizer.iterations += 1
+        super().apply_gradients(grads)
+        self._optimizer.iterations -= 1
+
+
+class LossSummed(numpy_impl.Network):
+    """The reported loss is the sum of squares, not their mean (the gradients are right)."""
+
+    def __init__(self):
+        super().__init__(numpy_impl.seed_weights(), ["tanh", "linear"], 0.001)
+
+    def gradients(self, X, y):
+        loss, grads = super().gradients(X, y)
+        return loss * y.size, grads
+
+
+class WeightDecayForgotten(numpy_impl.Network):
+    """AdamW without its decoupled weight decay: plain Adam under AdamW's name."""
+
+    def __init__(self):
+        super().__init__(numpy_impl.seed_weights(), ["tanh", "linear"], 0.001, optimizer="adamw")
+        self._optimizer.config["weight_decay"] = 0.0
+
+
+MORE_BUGS = {
+    TransposedKernel: (0, "forward"),
+    MomentumNotCarried: (1, "weights"),
+    AdamBiasCorrectionOffByOne: (0, "weights"),
+    LossSummed: (0, "loss"),
+    WeightDecayForgotten: (0, "weights"),
+}
+BUGS.update(MORE_BUGS)

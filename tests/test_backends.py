@@ -20,11 +20,14 @@ use_backend(sys.argv[1])
 import keras_impl
 X, y = numpy_impl.seed_data()
 good = check(numpy_impl.seed_network(), X, y, steps=100, referee="exact")
+again = check(numpy_impl.seed_network(), X, y, steps=100, referee="exact")
+same = json.dumps({k: v for k, v in good.items() if k != "timing"}, default=str) == \
+    json.dumps({k: v for k, v in again.items() if k != "timing"}, default=str)
 bad = check(numpy_impl.guide_as_written(), X, y, steps=100, referee="exact")
 fd = check(numpy_impl.guide_as_written(), X, y, steps=5, referee="finite_differences")
 step = keras_impl.KerasStep(keras_impl.build_model([3, 2, 1], ["tanh", "linear"]), 0.001)
 out = step.step(numpy_impl.seed_weights(), X, y)
-print(json.dumps({"good": good, "bad": bad, "fd": fd["referee"], "keras_loss": out["loss"],
+print(json.dumps({"good": good, "bad": bad, "deterministic": same, "fd": fd["referee"], "keras_loss": out["loss"],
                   "gradient_dtype": str(step.model.trainable_variables[0].dtype)}, default=str))
 """
 
@@ -49,6 +52,7 @@ def test_backend_agrees_detects_its_precision_and_catches_the_guides_bug(backend
     float64_values = abs(r["keras_loss"] - exact_loss) <= 2 * 2.0 ** -53 * exact_loss
     assert good["computed_dtype"] == ("float64" if float64_values else "float32")
     assert r["gradient_dtype"] == "float64"  # the label says float64 on every backend, whatever was computed
+    assert r["deterministic"]  # two runs of the same check give the same report, timing aside
     assert good["ok"] and good["steps_checked"] == 100
     assert good["referee"]["verdict"] == "neither"
     m = bad["first_mismatch"]

@@ -296,3 +296,58 @@ def test_bad_network_options_are_one_line_and_exit_2(capsys, argv, fragments, tm
     monkeypatch.chdir(tmp_path)
     code, _, err = run_main(capsys, *argv)
     assert_one_line_error(code, err, *fragments)
+
+
+# --- never silently wrong, never a traceback ---------------------------------------------------
+
+def test_inf_in_targets_is_refused(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    np.savez("d.npz", X=np.ones((3, 3)), y=np.array([[1.0], [np.inf], [2.0]]))
+    code, _, err = run_main(capsys, "--data", "d.npz")
+    assert_one_line_error(code, err, "y holds inf at index [1, 0]; expected finite numbers")
+
+
+def test_gradients_of_the_wrong_type_are_refused(capsys, plugin):
+    name = plugin("""
+        import numpy_impl
+        class Net(numpy_impl.Network):
+            def gradients(self, X, y):
+                loss, grads = super().gradients(X, y)
+                return loss, ["dW0", "db0", "dW1", "db1"]
+        def make(): return Net(numpy_impl.seed_weights(), ["tanh", "linear"], 0.001)
+    """)
+    code, _, err = run_main(capsys, "--impl", f"{name}:make")
+    assert_one_line_error(code, err, "network.gradients(X, y) item 0 must be a numeric array; received str")
+
+
+def test_a_nan_gradient_from_a_plugin_is_a_mismatch_exit_1(capsys, plugin, tmp_path):
+    name = plugin("""
+        import numpy as np, numpy_impl
+        class Net(numpy_impl.Network):
+            calls = 0
+            def gradients(self, X, y):
+                loss, grads = super().gradients(X, y)
+                self.calls += 1
+                if self.calls == 4:
+                    grads[0] = grads[0] * np.nan
+                return loss, grads
+        def make(): return Net(numpy_impl.seed_weights(), ["tanh", "linear"], 0.001)
+    """)
+    code, out, _ = run_main(capsys, "--impl", f"{name}:make", "--json", str(tmp_path / "r.json"))
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert code == 1 and report["nonfinite"]["side"] == "numpy" and report["nonfinite"]["step"] == 3
+    assert "numpy produced nan first, at step 3, gradient dW0[0, 0]" in out
+
+
+def test_training_that_explodes_on_both_sides_is_stated_plainly(capsys, tmp_path):
+    code, out, err = run_main(capsys, "--learning-rate", "10", "--json", str(tmp_path / "r.json"))
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert code == 1 and err == "" and "training diverged on both sides" in out
+    assert report["nonfinite"]["side"] == "both" and report["first_mismatch"] is None
+
+
+@pytest.mark.parametrize("option", ["--plot", "--junit"])
+def test_unwritable_outputs_are_refused_before_running(capsys, option, tmp_path):
+    code, _, err = run_main(capsys, option, str(tmp_path / "missing" / "out"))
+    assert_one_line_error(code, err, f"cannot write {option}")
+    assert os.listdir(tmp_path) == []
