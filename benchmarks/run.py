@@ -9,7 +9,6 @@ the check's cost per step on the guide's network and on 784-512-512-10, the cold
 """
 import argparse
 import os
-import resource
 import subprocess
 import sys
 import time

@@ -20,24 +20,21 @@ class _Parser(argparse.ArgumentParser):
         raise InputError(f"{message} (see python -m compare --help)")
 
 
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer > 0; received {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected an integer > 0; received {text!r}")
-    return value
+def _integer(minimum):
+    """An argparse type for integers ≥ minimum, whose error echoes the text received."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer {'> 0' if minimum == 1 else '≥ 0'}; "
+                                             f"received {text!r}")
+        return value
+    return parse
 
 
-def _seed(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer ≥ 0; received {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer ≥ 0; received {text!r}")
-    return value
+_positive_int, _seed = _integer(1), _integer(0)
 
 
 def _positive_float(text):

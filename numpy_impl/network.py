@@ -67,12 +67,11 @@ class Network:
         delta = dL_dx if where == "z" else ops.activation_backward(self.activations[-1], activations[-1], dL_dx)
         grads = []
         for l in reversed(range(len(self.activations))):
-            W, _ = self._layers()[l]
-            if l < len(self.activations) - 1:
-                delta = ops.activation_backward(self.activations[l], activations[l], dL_da)
             a_prev = activations[l - 1] if l > 0 else X
             grads[:0] = [delta.T @ a_prev, delta.sum(axis=0)]
-            dL_da = delta @ W
+            if l > 0:  # back through W_l, then through the activation of layer l − 1
+                dL_da = delta @ self.weights[2 * l]
+                delta = ops.activation_backward(self.activations[l - 1], activations[l - 1], dL_da)
         return float(loss), grads
 
     def loss_value(self, X, y):
