@@ -60,7 +60,9 @@ class Tally:
             dmax = float(diff.flat[largest]) if diff.ndim else float(diff)
             if not np.isfinite(dmax) or np.isnan(diff).any():
                 self._compare_one(step, quantity, phase, name, m, k, t)
-            t = np.broadcast_to(np.asarray(t, dtype=np.float64), diff.shape)
+            t = np.asarray(t, dtype=np.float64)
+            if t.shape != diff.shape:
+                t = np.broadcast_to(t, diff.shape)
             if dmax == 0:
                 rmax, tol_at = 0.0, float(t.flat[0]) if t.size else 0.0
                 worst_ratio = 0.0

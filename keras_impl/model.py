@@ -57,7 +57,7 @@ class KerasStep:
         self.optimizer.build(model.trainable_variables)
         self._initial_state = [np.array(v.numpy()) for v in self.optimizer.variables]
         self.backend = keras.backend.backend()
-        self._packed, self._tf_constant = False, None
+        self._packed, self._tf_constant, self._layouts = False, None, {}
         self._step, self._loss = {"tensorflow": self._tf_functions, "jax": self._jax_functions,
                                   "torch": self._torch_functions}[self.backend](compiled)
 
@@ -178,15 +178,14 @@ class KerasStep:
 
     def _unpack(self, flat, rows):
         """The flat output of the TensorFlow step, split back into its tensors."""
-        shapes = [tuple(v.shape) for v in self.model.trainable_variables]
-        units = [layer.units for layer in self.model.layers]
-        layout = shapes + [(rows, n) for n in units] * 2 + [()] + shapes + shapes
-        out, start = [], 0
-        for shape in layout:
-            size = int(np.prod(shape))
-            out.append(flat[start:start + size].reshape(shape))
-            start += size
-        n, L = len(shapes), len(units)
+        if rows not in self._layouts:
+            shapes = [tuple(v.shape) for v in self.model.trainable_variables]
+            units = [layer.units for layer in self.model.layers]
+            layout = shapes + [(rows, n) for n in units] * 2 + [()] + shapes + shapes
+            ends = np.cumsum([int(np.prod(shape)) for shape in layout])
+            self._layouts[rows] = (layout, ends - [int(np.prod(s)) for s in layout], ends, len(shapes), len(units))
+        layout, starts, ends, n, L = self._layouts[rows]
+        out = [flat[a:b].reshape(shape) for shape, a, b in zip(layout, starts, ends)]
         return out[:n], out[n:n + L], out[n + L:n + 2 * L], out[n + 2 * L], out[n + 2 * L + 1:2 * n + 2 * L + 1], \
             out[2 * n + 2 * L + 1:]
 
