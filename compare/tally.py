@@ -55,6 +55,15 @@ class Tally:
         s = self.overall[quantity]
         here = self._step[quantity] if self._step is not None else None
         for name, m, k, t in zip(names, mine, ref, tol):
+            if np.array_equal(m, k):  # bit-identical (the usual case for the entering weights): nothing to rank
+                tol_max = float(np.max(t)) if np.size(t) else 0.0
+                if s["tolerance"] is None:
+                    s.update(tolerance=tol_max)
+                if s["step"] is None:
+                    s.update(step=step, name=name)
+                if here is not None and here[0] == 0 and not here[2] >= 0:
+                    here[2] = tol_max
+                continue
             diff = np.abs(np.asarray(m, dtype=np.float64) - np.asarray(k, dtype=np.float64))
             largest = int(np.argmax(diff)) if diff.ndim else 0
             dmax = float(diff.flat[largest]) if diff.ndim else float(diff)

@@ -24,6 +24,10 @@ class UpdateTolerance:
     def step(self, weights_in, grads, grad_tol, weights_out, learning_rate, weight_gap=None):
         """tol(w') for every weight array; advances the replica and the carried state gaps."""
         u, c = self.u, self.config
+        if self.name == "sgd" and not c["momentum"] and not c.get("weight_decay"):  # stateless: no replica needed
+            gap_in = weight_gap if weight_gap is not None else [0.0] * len(weights_in)
+            return [gap + learning_rate * tg + 2 * u * (np.abs(learning_rate * g) + np.abs(w_out))
+                    for g, tg, w_out, gap in zip(grads, grad_tol, weights_out, gap_in)]
         self.replica.learning_rate = learning_rate
         if self.replica.state is None:
             self.replica.state = self.replica.initial_state(weights_in)
