@@ -7,7 +7,13 @@ import sys
 from .errors import InputError
 
 EPILOG = """exit status: 0 when numpy and Keras agree at every step, 1 on a mismatch,
-2 on bad usage or bad input (one line on stderr)."""
+2 on bad usage or bad input (one line on stderr).
+
+subcommands (python -m compare SUBCOMMAND --help):
+  record       save the Keras side's trajectory to a golden .npz file
+  check        check a numpy network against a golden file, without TensorFlow or Keras
+  diff         show what moved between two golden files
+  walkthrough  the guide's numpy code to model.fit in five measured stages"""
 
 # Options that describe the built-in network; a plug-in (--impl) declares these itself.
 NETWORK_OPTIONS = ("layers", "activations", "loss", "loss_config", "optimizer", "optimizer_config",
@@ -72,7 +78,8 @@ def _json_object(text):
 
 
 def parser(prog="python -m compare", record=False):
-    p = _Parser(prog=prog, description=RECORD_DOC if record else __doc__, epilog=None if record else EPILOG)
+    p = _Parser(prog=prog, description=RECORD_DOC if record else __doc__, epilog=None if record else EPILOG,
+                formatter_class=argparse.RawDescriptionHelpFormatter)
     if record:
         p.add_argument("--out", required=True, metavar="FILE.npz", help="where to save the Keras trajectory")
     p.add_argument("--impl", metavar="MODULE:FACTORY",
