@@ -184,12 +184,8 @@ def _run(args):
     from .check import use_backend
     backend = use_backend(args.backend)
     for option in ("json", "plot", "junit"):
-        path = getattr(args, option)
-        if path:
-            try:
-                report.ensure_writable(path)
-            except OSError as exc:
-                raise InputError(f"cannot write --{option} {path!r}: {exc.strerror or exc}") from None
+        if getattr(args, option):
+            writable(getattr(args, option), option)
     if args.impl:
         given = [f"--{name.replace('_', '-')}" for name in NETWORK_OPTIONS if getattr(args, name) is not None]
         if given:
@@ -244,6 +240,15 @@ def _progress_bar(after_s=2.0):
         if state["bar"] is not None:
             state["bar"].stop()
     return update, close
+
+
+def writable(path, option):
+    """Refuse, before any work, an output path that cannot be written."""
+    from .report import ensure_writable
+    try:
+        ensure_writable(path)
+    except OSError as exc:
+        raise InputError(f"cannot write --{option} {path!r}: {exc.strerror or exc}") from None
 
 
 def _shape_hint(network):

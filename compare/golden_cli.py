@@ -1,17 +1,16 @@
 """The subcommands record, check, diff and walkthrough of python -m compare."""
-from .cli import _Parser, _positive_int, builtin_network, parser
-from .errors import InputError
+from .cli import _Parser, _positive_int, _shape_hint, builtin_network, parser, writable
 
 
 def record(argv):
     """python -m compare record --out FILE.npz [network and data options]"""
     from . import data, golden, protocol
     args = parser("python -m compare record", record=True).parse_args(argv)
-    _writable(args.out, "out")
+    writable(args.out, "out")
     from .check import use_backend
     backend = use_backend(args.backend)
     network = protocol.load_factory(args.impl) if args.impl else builtin_network(args)
-    shape = _shape(network) if args.data == "random" else (None, None)
+    shape = _shape_hint(network) if args.data == "random" else (None, None)
     X, y = data.load(args.data, *shape, loss=getattr(network, "loss", "mse"), seed=args.seed)
     steps = args.steps or 100
     if args.epochs:
@@ -39,7 +38,7 @@ def check(argv):
     args = p.parse_args(argv)
     for option in ("json", "junit"):
         if getattr(args, option):
-            _writable(getattr(args, option), option)
+            writable(getattr(args, option), option)
     reference = golden.GoldenReference(args.golden)
     spec = reference.config["spec"]
     if args.impl:
@@ -86,19 +85,6 @@ def diff(argv):
 def walkthrough(argv):
     from .walkthrough import main
     return main(argv)
-
-
-def _writable(path, option):
-    from .report import ensure_writable
-    try:
-        ensure_writable(path)
-    except OSError as exc:
-        raise InputError(f"cannot write --{option} {path!r}: {exc.strerror or exc}") from None
-
-
-def _shape(network):
-    from .cli import _shape_hint
-    return _shape_hint(network)
 
 
 def _size(path):
