@@ -56,17 +56,8 @@ def record(network, X, y, steps, batch_size=None, seed=0, dtype="float64", backe
 
 def save(path, arrays):
     """np.savez to a temporary file beside `path`, then rename: never a half-written file."""
-    import os
-    import tempfile
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".compare-", suffix=".npz")
-    os.close(fd)
-    try:
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    from .report import atomic_write
+    atomic_write(path, lambda tmp: np.savez(tmp, **arrays), suffix=".npz")
 
 
 def load(path):

@@ -1,7 +1,4 @@
 """--plot: one PNG with the loss curves of both sides and the largest difference per step per quantity."""
-import os
-import tempfile
-
 import numpy as np
 
 from .tally import QUANTITIES
@@ -64,13 +61,8 @@ def write_plot(path, report):
     if m:
         top.axvline(m["step"], color="red", lw=1.2)
     fig.tight_layout()
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".compare-", suffix=".png")
-    os.close(fd)
+    from .report import atomic_write
     try:
-        fig.savefig(tmp, dpi=100, format="png")
-        os.replace(tmp, path)
+        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"), suffix=".png")
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.remove(tmp)

@@ -132,15 +132,21 @@ def _finite(value):
     return value
 
 
-def atomic_write(path, text):
-    """Write to a temporary file beside `path`, then rename it: never a half-written file."""
+def atomic_write(path, write, suffix=".tmp"):
+    """Call write(temporary_path) beside `path`, then rename it onto `path`: never a half-written file.
+
+    `write` may also be the text to write.
+    """
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".compare-", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".compare-", suffix=suffix)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        if isinstance(write, str):
+            with open(tmp, "w") as f:
+                f.write(write)
+        else:
+            write(tmp)
         os.replace(tmp, path)
-    except BaseException:
+    finally:
         if os.path.exists(tmp):
             os.remove(tmp)
-        raise
