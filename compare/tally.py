@@ -16,12 +16,54 @@ class Stop(Exception):
 
 
 
+def summarize(mine, ref, tol):
+    """Per step of stacked tensors (K, ...): the largest |diff|, the tolerance at that element, the
+    largest diff/tolerance, and whether a value is not finite.
+
+    `tol` has mine's shape, or a leading axis of 1 and ones elsewhere, or none (a scalar). Few
+    passes over each tensor: |diff| (NaN or Inf on either side makes its largest value non-finite),
+    its argmax, and diff/tolerance. Where |diff| is 0 everywhere the tolerance reported is the
+    tensor's largest. A tolerance of 0 against a non-zero diff gives the ratio inf.
+    """
+    K = mine.shape[0]
+    zeros = np.zeros(K)
+    if mine.size == 0:
+        return zeros, zeros, zeros, np.zeros(K, bool)
+    with np.errstate(all="ignore"):
+        diff = np.subtract(mine, ref, order="C")  # C order: `flat` below is a view of it
+        np.abs(diff, out=diff)
+        flat = diff.reshape(K, -1)
+        rows = np.arange(K)
+        largest = flat.argmax(axis=1)
+        dmax = flat[rows, largest]
+        t = np.broadcast_to(tol, diff.shape)
+        tol_at = t[(rows,) + np.unravel_index(largest, diff.shape[1:])] if diff.ndim > 1 else t.copy()
+        zero = dmax == 0
+        if zero.any():
+            tol = np.asarray(tol)
+            tmax = tol.reshape(tol.shape[0], -1).max(axis=1) if tol.ndim else tol.reshape(1)
+            tol_at = np.where(zero, np.broadcast_to(tmax, (K,)), tol_at)
+            if zero.all():  # bit-identical (the usual case for the entering weights): nothing to rank
+                return dmax, tol_at, zeros, np.zeros(K, bool)
+        ratio = np.divide(diff, t, out=diff)  # 0/0 is NaN, which fmax skips; x/0 is inf
+        rmax = np.fmax.reduce(flat, axis=1)
+        rmax = np.where(np.isnan(rmax) | zero, 0.0, rmax)
+    return dmax, tol_at, rmax, ~np.isfinite(dmax)
+
+
+def failing(rmax, nonfinite):
+    """Where a summary fails: a non-finite value, or diff/tolerance above 1 (+ the tolerances' own rounding)."""
+    return nonfinite | (rmax > 1 + TOLERANCE_EVALUATION)
+
+
 class Tally:
     """The largest |diff| (with the tolerance at that element) and the largest diff/tolerance (with
     where it was) per quantity over the run, and, if asked, per step.
 
     Per step it keeps one summary per quantity (the largest |diff|, the tolerance at that element, and
-    the largest diff/tolerance), never the tensors, so memory grows by a few floats a step.
+    the largest diff/tolerance), never the tensors, so memory grows by a few floats a step. Ties go
+    to the first in the order of comparison: by step, then entering weights before updated ones,
+    then tensor by tensor.
     """
 
     def __init__(self, history=False):
@@ -46,51 +88,52 @@ class Tally:
             self.history["loss_keras"].append(float(loss_keras))
         self._step = None
 
-    def compare(self, step, quantity, phase, names, mine, ref, tol):
-        """Update the maxima; raise Stop at the worst element of the first tensor outside its tolerance.
+    def add_steps(self, first_step, summaries, loss_numpy, loss_keras):
+        """Fold in whole steps at once: summaries[q] = (names, dmax, tol_at, rmax), each (K, tensors),
+        with the tensors of a step in comparison order. Same result as comparing step by step."""
+        for q, (names, dmax, tol_at, rmax) in summaries.items():
+            self._overall(q, first_step, names, dmax, tol_at, rmax)
+            if self.history is not None:
+                rows = np.arange(dmax.shape[0])
+                j = dmax.argmax(axis=1)
+                self.history[q]["abs_diff"] += dmax[rows, j].tolist()
+                self.history[q]["tolerance"] += tol_at[rows, j].tolist()
+                self.history[q]["tolerance_ratio"] += rmax.max(axis=1).tolist()
+        if self.history is not None:
+            self.history["loss_numpy"] += np.asarray(loss_numpy, dtype=float).tolist()
+            self.history["loss_keras"] += np.asarray(loss_keras, dtype=float).tolist()
 
-        A few passes over each tensor: |diff|, its largest value (which is not finite when either side
-        has NaN or Inf), and diff/tolerance; the element is located only when something is reported.
-        """
+    def _overall(self, quantity, first_step, names, dmax, tol_at, rmax):
+        if dmax.size == 0:
+            return
         s = self.overall[quantity]
+        k, j = np.unravel_index(int(dmax.argmax()), dmax.shape)  # the first largest, in comparison order
+        if dmax[k, j] > s["abs_diff"] or s["tolerance"] is None:
+            s.update(abs_diff=float(dmax[k, j]), tolerance=float(tol_at[k, j]))
+        k, j = np.unravel_index(int(rmax.argmax()), rmax.shape)
+        if rmax[k, j] > s["tolerance_ratio"] or s["step"] is None:
+            s.update(tolerance_ratio=float(rmax[k, j]), step=int(first_step + k), name=names[j])
+
+    def compare(self, step, quantity, phase, names, mine, ref, tol):
+        """Compare one step's tensors in order; update the maxima; raise Stop at the worst element of
+        the first tensor that is not finite or outside its tolerance."""
+        stats = [summarize(np.asarray(m, dtype=np.float64)[None], np.asarray(k, dtype=np.float64)[None],
+                           np.asarray(t, dtype=np.float64)[None]) for m, k, t in zip(mine, ref, tol)]
+        bad = [bool(failing(r, n)[0]) for _, _, r, n in stats]
+        upto = bad.index(True) + 1 if any(bad) else len(stats)
+        if any(bad) and stats[upto - 1][3][0]:  # a non-finite value is reported before it is ranked
+            upto -= 1
+        dmax, tol_at, rmax = (np.array([[s[i][0] for s in stats[:upto]]]) for i in range(3))
+        self._overall(quantity, step, names, dmax, tol_at, rmax)
         here = self._step[quantity] if self._step is not None else None
-        for name, m, k, t in zip(names, mine, ref, tol):
-            if np.array_equal(m, k):  # bit-identical (the usual case for the entering weights): nothing to rank
-                tol_max = float(np.max(t)) if np.size(t) else 0.0
-                if s["tolerance"] is None:
-                    s.update(tolerance=tol_max)
-                if s["step"] is None:
-                    s.update(step=step, name=name)
-                if here is not None and here[0] == 0 and not here[2] >= 0:
-                    here[2] = tol_max
-                continue
-            diff = np.abs(np.asarray(m, dtype=np.float64) - np.asarray(k, dtype=np.float64))
-            largest = int(np.argmax(diff)) if diff.ndim else 0
-            dmax = float(diff.flat[largest]) if diff.ndim else float(diff)
-            if not np.isfinite(dmax) or np.isnan(diff).any():
-                self._compare_one(step, quantity, phase, name, m, k, t)
-            t = np.asarray(t, dtype=np.float64)
-            if t.shape != diff.shape:
-                t = np.broadcast_to(t, diff.shape)
-            if dmax == 0:
-                rmax, tol_at = 0.0, float(t.flat[0]) if t.size else 0.0
-                worst_ratio = 0.0
-            else:
-                ratio = np.divide(diff, t, out=np.zeros_like(diff), where=diff > 0)
-                with np.errstate(divide="ignore"):
-                    ratio = np.where((diff > 0) & (t == 0), np.inf, ratio) if not np.all(t) else ratio
-                worst_ratio = float(ratio.max())
-                rmax, tol_at = worst_ratio, float(t.flat[largest])
-            if dmax > s["abs_diff"] or s["tolerance"] is None:  # the largest |diff| and its tolerance
-                s.update(abs_diff=dmax, tolerance=tol_at)
-            if rmax > s["tolerance_ratio"] or s["step"] is None:  # the largest diff/tolerance, and where
-                s.update(tolerance_ratio=rmax, step=step, name=name)
-            if here is not None:  # per step: the largest |diff|, the tolerance at it, the largest ratio
-                if dmax >= here[0]:
-                    here[0], here[2] = dmax, tol_at
-                here[1] = max(here[1], rmax)
-            if worst_ratio > 1 + TOLERANCE_EVALUATION:
-                self._compare_one(step, quantity, phase, name, m, k, t)
+        if here is not None and upto:
+            j = int(dmax[0].argmax())
+            if dmax[0, j] > here[0] or not here[2] >= 0:
+                here[0], here[2] = float(dmax[0, j]), float(tol_at[0, j])
+            here[1] = max(here[1], float(rmax[0].max()))
+        if any(bad):
+            i = bad.index(True)
+            self._compare_one(step, quantity, phase, names[i], mine[i], ref[i], tol[i])
 
     def _compare_one(self, step, quantity, phase, name, m, k, t):
         """Raise Stop for the tensor `name`: its worst element, or where NaN or Inf first appeared."""

@@ -10,6 +10,9 @@ rules (Higham, *Accuracy and Stability of Numerical Algorithms*, ch. 3):
 
 u is the unit roundoff (2⁻⁵³ in float64, 2⁻²⁴ in float32). The tolerance between the two sides is
 2·E: both round independently. See docs/tolerances.md for the table of rules and measurements.
+
+Every function also takes a stack of steps: arrays with a leading step axis (K, ...), the batch
+and feature axes last, and then returns one bound per step (the loss bound has shape (K,)).
 """
 import numpy as np
 
@@ -26,6 +29,16 @@ ACTIVATION_ERROR = {"linear": 0.0, "relu": 0.0, "tanh": TRANSCENDENTAL, "sigmoid
 # rate off by 1e-7, so the check says so and stops comparing.
 DRIFT_LIMIT = 1e-6
 GAP_MARGIN = 1e-9
+
+
+def _T(a):
+    """aᵀ of the last two axes (a stack of matrices stays a stack)."""
+    return np.swapaxes(a, -1, -2)
+
+
+def _total(a):
+    """Σ over the batch and feature axes: one value per step."""
+    return a.sum(axis=(-2, -1))
 
 
 def gamma(n, u):
@@ -110,26 +123,26 @@ def loss_bounds(name, where, y, x, e_x, u, epsilon=1e-7, e_y=0.0):
     own rounding (label smoothing computes y(1 − s) + s/K, two roundings per side).
     """
     T = TRANSCENDENTAL * u
-    n, N = x.size, x.shape[0]
+    n, N = x.shape[-2] * x.shape[-1], x.shape[-2]
     if name == "mse":
         r = x - y
         e_r = e_x + e_y + u * np.abs(r)
-        loss = np.mean(r * r)
-        e_loss = np.sum(e_r * (2 * np.abs(r) + e_r)) / n + gamma(n + 2, u) * loss
+        loss = _total(r * r) / n
+        e_loss = _total(e_r * (2 * np.abs(r) + e_r)) / n + gamma(n + 2, u) * loss
         delta = 2 * r / n
         return e_loss, delta, 2 * e_r / n + 4 * u * np.abs(delta)
     if name == "mae":
         r = x - y
         e_r = e_x + e_y + u * np.abs(r)
-        e_loss = np.sum(e_r) / n + gamma(n + 2, u) * np.mean(np.abs(r))
+        e_loss = _total(e_r) / n + gamma(n + 2, u) * _total(np.abs(r)) / n
         delta = np.sign(r) / n
         return e_loss, delta, np.where(np.abs(r) <= e_r, 2.0 / n, u * np.abs(delta))
     if name == "binary_crossentropy" and where:
         e = np.exp(-np.abs(x))
         sigma = np.where(x >= 0, 1 / (1 + e), e / (1 + e))
         terms = np.abs(np.maximum(x, 0)) + np.abs(x * y) + np.log1p(e)
-        e_loss = (np.sum(np.abs(sigma - y) * e_x + e_x ** 2 / 8 + np.abs(x) * e_y) / n
-                  + gamma(n + 4, u) * np.sum(terms) / n + T * np.sum(np.log1p(e) + e) / n)
+        e_loss = (_total(np.abs(sigma - y) * e_x + e_x ** 2 / 8 + np.abs(x) * e_y) / n
+                  + gamma(n + 4, u) * _total(terms) / n + T * _total(np.log1p(e) + e) / n)
         delta = (sigma - y) / n
         e_delta = (activation_slope("sigmoid", x, e_x) * e_x + e_y + T * sigma + 2 * u * np.abs(sigma - y)) / n
         return e_loss, delta, e_delta
@@ -145,9 +158,9 @@ def loss_bounds(name, where, y, x, e_x, u, epsilon=1e-7, e_y=0.0):
                            + 4 * u * (np.abs(y / p) + np.abs((1 - y) / (1 - p))) / n, 0.0)
         e_delta = np.where(edge, np.abs(delta) + e_delta + (np.abs(y) / lo + np.abs(1 - y) / (1 - hi)) / n, e_delta)
         logs = np.abs(y * np.log(p)) + np.abs((1 - y) * np.log(1 - p))
-        e_loss = (np.sum((np.abs(y) / room_p + np.abs(1 - y) / room_q) * e_x
+        e_loss = (_total((np.abs(y) / room_p + np.abs(1 - y) / room_q) * e_x
                          + np.abs(np.log(p) - np.log(1 - p)) * e_y) / n
-                  + gamma(n + 4, u) * np.sum(logs) / n + (T + 2 * u) * np.sum(np.abs(y) + np.abs(1 - y)) / n)
+                  + gamma(n + 4, u) * _total(logs) / n + (T + 2 * u) * _total(np.abs(y) + np.abs(1 - y)) / n)
         return e_loss, delta, e_delta
     if name == "categorical_crossentropy" and where:
         k = x.shape[-1]
@@ -156,9 +169,9 @@ def loss_bounds(name, where, y, x, e_x, u, epsilon=1e-7, e_y=0.0):
         sm = np.exp(x - lse)
         e_sm = softmax_error(sm, e_x, u)
         e_lse = e_x.max(axis=-1, keepdims=True) + (k + 2) * T * (np.abs(lse) + 1)
-        e_loss = (np.sum(np.abs(y) * (e_lse + e_x) + np.abs(lse - x) * e_y)
-                  + gamma(k + 2, u) * np.sum(np.abs(y) * (np.abs(lse) + np.abs(x)))) / N + gamma(N, u) * abs(
-                      np.sum(y * (lse - x)) / N)
+        e_loss = (_total(np.abs(y) * (e_lse + e_x) + np.abs(lse - x) * e_y)
+                  + gamma(k + 2, u) * _total(np.abs(y) * (np.abs(lse) + np.abs(x)))) / N + gamma(N, u) * np.abs(
+                      _total(y * (lse - x)) / N)
         delta = (sm - y) / N
         return e_loss, delta, (e_sm + e_y) / N + 2 * u * np.abs(delta)
     if name == "categorical_crossentropy":
@@ -180,8 +193,8 @@ def loss_bounds(name, where, y, x, e_x, u, epsilon=1e-7, e_y=0.0):
                + gamma(k, u) * np.sum(np.abs(g * q), axis=-1, keepdims=True))
         delta = (g - t) / s
         e_delta = quotient_gap(g - t, e_g + e_t + u * np.abs(g - t), s, e_s) + u * np.abs(delta)
-        e_loss = (np.sum(np.abs(y) * e_q / room + np.abs(np.log(qc)) * e_y) + gamma(k + 2, u) * np.sum(np.abs(y * np.log(qc)))
-                  + T * np.sum(np.abs(y))) / N
+        e_loss = (_total(np.abs(y) * e_q / room + np.abs(np.log(qc)) * e_y)
+                  + gamma(k + 2, u) * _total(np.abs(y * np.log(qc))) + T * _total(np.abs(y))) / N
         return e_loss, delta, e_delta
     raise ValueError(f"no error bound for loss {name!r}")
 
@@ -206,10 +219,10 @@ def step_bounds(weights, activations, X, y, zs, outputs, u, weight_error=None, l
     # γ|a||W|ᵀ + e_a|W|ᵀ = (γ|a| + e_a)|W|ᵀ.
     e_a, a, e_outputs, e_zs = np.zeros_like(X) + x_error, X, [], []
     for W, aW, b, eW, eb, z, out, name in zip(Ws, absW, bs, eWs, ebs, zs, outputs, activations):
-        g = gamma(W.shape[1] + 1, u)
-        e_z = (g * np.abs(a) + e_a) @ aW.T + g * np.abs(b)
+        g = gamma(W.shape[-1] + 1, u)
+        e_z = (g * np.abs(a) + e_a) @ _T(aW) + g * np.abs(b)[..., None, :]
         if eW is not None:  # the two sides' weights differ by up to eW, eb
-            e_z = e_z + (np.abs(a) + e_a) @ eW.T + eb
+            e_z = e_z + (np.abs(a) + e_a) @ _T(eW) + np.asarray(eb)[..., None, :]
         if name == "softmax":
             e_a = softmax_error(out, e_z, u)
         else:
@@ -223,7 +236,7 @@ def step_bounds(weights, activations, X, y, zs, outputs, u, weight_error=None, l
     e_y = 2 * u * np.abs(y) + u * loss_config.get("label_smoothing", 0.0) if loss_config.get("label_smoothing") else 0.0
     e_loss, delta, e_delta = loss_bounds(loss, where, y, x, e_x, u, epsilon, e_y)
     # Backward: dz = f'(z) ⊙ δ; dW = dzᵀ a_prev; db = Σ dz; δ_prev = dz W.
-    e_grads, N = [], X.shape[0]
+    e_grads, N = [], X.shape[-2]
     for l in reversed(range(len(Ws))):
         W, aW, eW = Ws[l], absW[l], eWs[l]
         a_prev = outputs[l - 1] if l > 0 else X
@@ -235,18 +248,18 @@ def step_bounds(weights, activations, X, y, zs, outputs, u, weight_error=None, l
                                            delta, e_delta, u)
         # γ|dz|ᵀ|a| + E(dz)ᵀ(|a| + E(a)) + |dz|ᵀE(a) = (γ|dz| + E(dz))ᵀ|a| + (E(dz) + |dz|)ᵀE(a)
         abs_dz = np.abs(dz)
-        e_dW = (gamma(N, u) * abs_dz + e_dz).T @ np.abs(a_prev)
+        e_dW = _T(gamma(N, u) * abs_dz + e_dz) @ np.abs(a_prev)
         if l > 0 or np.any(x_error):
-            e_dW = e_dW + (e_dz + abs_dz).T @ e_a_prev
-        e_db = gamma(N, u) * abs_dz.sum(axis=0) + e_dz.sum(axis=0)
+            e_dW = e_dW + _T(e_dz + abs_dz) @ e_a_prev
+        e_db = gamma(N, u) * abs_dz.sum(axis=-2) + e_dz.sum(axis=-2)
         e_grads[:0] = [e_dW, e_db]
         if l == 0:
             break
         delta = dz @ W
-        e_delta = (gamma(W.shape[0], u) * abs_dz + e_dz) @ aW
+        e_delta = (gamma(W.shape[-2], u) * abs_dz + e_dz) @ aW
         if eW is not None:
             e_delta = e_delta + (e_dz + abs_dz) @ eW
-    return {"forward": e_outputs, "loss": float(e_loss), "grads": e_grads}
+    return {"forward": e_outputs, "loss": e_loss if np.ndim(e_loss) else float(e_loss), "grads": e_grads}
 
 
 def step_tolerances(weights, activations, X, y, zs, outputs, u, weight_gap=None, **loss):

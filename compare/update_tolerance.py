@@ -20,14 +20,24 @@ class UpdateTolerance:
         self.name, self.config, self.u = name, {**OPTIMIZERS[name].defaults, **config}, u
         self.replica = OPTIMIZERS[name](learning_rate, **config)
         self.gaps = None
+        # Plain SGD keeps no state: its bound is elementwise, for one step or a stack of steps alike.
+        self.stateless = name == "sgd" and not self.config["momentum"] and not self.config.get("weight_decay")
 
     def step(self, weights_in, grads, grad_tol, weights_out, learning_rate, weight_gap=None):
         """tol(w') for every weight array; advances the replica and the carried state gaps."""
         u, c = self.u, self.config
-        if self.name == "sgd" and not c["momentum"] and not c.get("weight_decay"):  # stateless: no replica needed
-            gap_in = weight_gap if weight_gap is not None else [0.0] * len(weights_in)
-            return [gap + learning_rate * tg + 2 * u * (np.abs(learning_rate * g) + np.abs(w_out))
-                    for g, tg, w_out, gap in zip(grads, grad_tol, weights_out, gap_in)]
+        if self.stateless:  # lr·tol(g) + 2u(|lr·g| + |w'|) + gap, in place: these arrays can be large
+            tols = []
+            for i, (g, tg, w_out) in enumerate(zip(grads, grad_tol, weights_out)):
+                t = np.multiply(g, learning_rate)
+                np.abs(t, out=t)
+                t += np.abs(w_out)
+                t *= 2 * u
+                t += learning_rate * tg
+                if weight_gap is not None:
+                    t += weight_gap[i]
+                tols.append(t)
+            return tols
         self.replica.learning_rate = learning_rate
         if self.replica.state is None:
             self.replica.state = self.replica.initial_state(weights_in)
