@@ -17,7 +17,7 @@ import numpy as np
 from numpy_impl.losses import smooth_labels
 
 from . import data, diagnose, notes as keras_notes, protocol, tolerance
-from .tally import Stop as _Stop, Tally
+from .tally import Stop as _Stop, Tally, failing, summarize
 from .errors import InputError
 from .update_tolerance import UpdateTolerance
 
@@ -86,107 +86,27 @@ def check(network, X, y, steps=None, epochs=None, batch_size=None, seed=0, free_
         reference.reset(spec["learning_rate"])
     t_setup = time.perf_counter()
 
-    u = tolerance.UNIT_ROUNDOFF[dtype]
-    lr, n_layers = spec["learning_rate"], len(spec["activations"])
-    loss_args = {"loss": spec["loss"], "loss_config": spec["loss_config"], "backend": backend}
-    computed = None
-    names = diagnose.weight_names(2 * n_layers)
-    shapes = [w.shape for w in protocol.weights_of(network, n_layers)]
-    update_tolerance = UpdateTolerance(spec["optimizer"], spec["optimizer_config"], lr, u)
-    tally = Tally(history)
-    stop, checked, epoch = None, 0, 0
-    drift = {"max_abs": 0.0, "max_rel": 0.0, "step": None, "limit_rel": tolerance.DRIFT_LIMIT,
-             "decorrelated_at": None}
-    keras_weights, carried_tol = None, [np.zeros(s) for s in shapes]
+    run = _Run(network, spec, dtype, backend, notes, history, keras_step, reference, free_running)
     schedule = reference.schedule() if reference else batches(X.shape[0], batch_size, seed)
-    first = current = None
     with np.errstate(all="ignore"):
         try:
-            for step in range(steps):
-                tally.begin_step()
-                epoch, rows = next(schedule)
-                Xb, yb = X[rows], y[rows]
-                if reference:  # the recorded step, and the numpy network put on its weights
-                    ref = keras_step.step(None, Xb, yb)
-                    protocol.call("network.set_weights(weights)", network.set_weights, ref["weights_in"])
-                mine_w = protocol.weights_of(network, n_layers)
-                if not reference:
-                    ref = keras_step.step(keras_weights if free_running and step > 0 else mine_w, Xb, yb)
-                current = {"step": step, "X": Xb, "y": yb, "weights": mine_w, "ref": ref, "numpy": {}}
-                first = first or current
-                if computed is None:
-                    computed = computed_dtype(ref, Xb, dtype)
-                    if computed != dtype:
-                        notes.append(f"Keras on {backend} computed in {computed} although {dtype} was requested "
-                                     "(keras-team/keras issue 23704): compared with float32 tolerances, with the "
-                                     "rounding of its inputs to float32 included")
-                        u = tolerance.UNIT_ROUNDOFF[computed]
-                        update_tolerance = UpdateTolerance(spec["optimizer"], spec["optimizer_config"], lr, u)
-                if computed == "float32":  # Keras rounds the weights and inputs it is given to float32
-                    loss_args["x_error"] = u * np.abs(Xb)
-                    if not free_running:
-                        carried_tol = [u * np.abs(w) for w in mine_w]
-                tally.compare(step, "weights", "entering", names, mine_w, ref["weights_in"], carried_tol)
-                gap = None
-                if free_running:
-                    gap = [np.abs(m - k) for m, k in zip(mine_w, ref["weights_in"])]
-                    if _track_drift(drift, step, gap, ref["weights_in"]):
-                        notes.append(f"free-running: the trajectories drifted {drift['max_rel']:.3g} apart "
-                                     f"(relative) by step {step}, past the limit {tolerance.DRIFT_LIMIT:g}; "
-                                     "later steps were not compared (use the synced mode)")
-                        break
-                if computed == "float32":  # so their rounding is a gap between the two sides' inputs
-                    gap = [u * np.abs(w) + (0 if gap is None else g) for w, g in zip(mine_w, gap or mine_w)]
-                y_used = smooth_labels(yb, spec["loss"], spec["loss_config"].get("label_smoothing", 0.0))
-                tol = tolerance.step_tolerances(ref["weights_in"], spec["activations"], Xb, y_used, ref["zs"],
-                                                ref["activations"], u, gap, **loss_args)
-                current["tol"] = tol
-                outputs = protocol.checked_list(protocol.call("network.forward(X)", network.forward, Xb),
-                                                [a.shape for a in ref["activations"]], "network.forward(X)")
-                current["numpy"]["forward"] = outputs
-                tally.compare(step, "forward", None, [f"a{l}" for l in range(n_layers)],
-                         outputs, ref["activations"], tol["forward"])
-                loss, grads = protocol.checked_gradients(
-                    protocol.call("network.gradients(X, y)", network.gradients, Xb, yb), shapes)
-                current["numpy"].update(loss=loss, grads=grads)
-                tally.compare(step, "loss", None, ["loss"], [np.float64(loss)], [np.float64(ref["loss"])],
-                         [np.float64(tol["loss"])])
-                try:
-                    tally.compare(step, "gradient", None, ["d" + n for n in names], grads, ref["grads"],
-                             tol["grads"])
-                except _Stop as stop_:
-                    if stop_.mismatch and not stop_.nonfinite:
-                        n = yb.shape[0] if spec["loss"] == "categorical_crossentropy" else yb.size
-                        stop_.diagnosis = diagnose.diagnose_gradients(grads, ref["grads"], tol["grads"], n,
-                                                                      Xb.shape[0], spec["loss"])
-                    raise
-                protocol.call("network.apply_gradients(grads)", network.apply_gradients, grads)
-                after = protocol.weights_of(network, n_layers)
-                update_tol = update_tolerance.step(ref["weights_in"], ref["grads"], tol["grads"],
-                                                   ref["weights_out"], lr, gap)
-                current["numpy"]["updated"], tol["updated"] = after, update_tol
-                try:
-                    tally.compare(step, "weights", "updated", names, after, ref["weights_out"], update_tol)
-                except _Stop as stop_:
-                    if stop_.mismatch and not stop_.nonfinite:
-                        stop_.diagnosis = diagnose.diagnose_update(mine_w, after, ref["weights_out"], update_tol,
-                                                                   lr, keras_notes.float32_casts(spec, dtype, as_cause=True))
-                    raise
-                checked = step + 1
-                tally.end_step(loss, ref["loss"])
-                if progress:
-                    progress(checked, steps)
-                if free_running:
-                    keras_weights, carried_tol = ref["weights_out"], update_tol
+            if reference or free_running:
+                run.step_by_step(X, y, schedule, steps, progress)
+            else:
+                run.in_chunks(X, y, schedule, steps, progress, batch_size)
         except _Stop as s:
-            stop, checked = s, step + 1
+            run.stop = s
+            current = run.current
+            run.checked = current["step"] + 1  # the failing step counts as checked
             numpy_loss = current["numpy"].get("loss", np.nan) if current else np.nan
-            tally.end_step(numpy_loss, current["ref"]["loss"] if current else np.nan)
+            run.tally.end_step(numpy_loss, current["ref"]["loss"] if current else np.nan)
+    stop, checked, epoch, tally, computed, u = run.stop, run.checked, run.epoch, run.tally, run.computed, run.u
+    current, first, drift, lr, shapes = run.current, run.first, run.drift, spec["learning_rate"], run.shapes
     judged = None
     if referee and (current if stop else first):
         mismatch = stop.mismatch["quantity"] if stop and stop.mismatch else None
         judged = _referee(referee, current if stop else first, spec, keras_step, u, seed, mismatch, backend,
-                          tolerance.UNIT_ROUNDOFF[dtype], loss_args)
+                          tolerance.UNIT_ROUNDOFF[dtype], run.loss_args)
     t_end = time.perf_counter()
     return {
         "ok": stop is None,
@@ -216,6 +136,308 @@ def check(network, X, y, steps=None, epochs=None, batch_size=None, seed=0, free_
         **({"history": tally.history} if history else {}),
         "timing": {"setup_s": t_setup - t0, "steps_s": t_end - t_setup, "total_s": t_end - t0},
     }
+
+
+# Synced steps are compared in chunks of up to CHUNK steps, and at most CHUNK_BYTES of stacked tensors.
+CHUNK = 64
+CHUNK_BYTES = 32 * 2 ** 20
+
+
+class _Run:
+    """One check's state (tally, optimizer-state tracker, drift, where it stopped) and its two loops.
+
+    step_by_step: each step as it comes (free-running and golden mode, where a step needs the one before).
+    in_chunks: synced mode. Keras's steps only need the numpy side's weights, so the numpy network
+    runs a chunk of steps first; Keras computes the chunk in one call (KerasStep.steps), and the
+    tolerances and the comparisons are evaluated for the whole chunk as stacked arrays. Both loops
+    compare a step the same way: the summaries come from one function (tally.summarize), and the
+    first failing step of a chunk is compared again on its own (compare_step), which reports it.
+    """
+
+    def __init__(self, network, spec, dtype, backend, notes, history, keras_step, reference, free_running):
+        self.network, self.spec, self.dtype, self.notes = network, spec, dtype, notes
+        self.keras_step, self.reference, self.free_running = keras_step, reference, free_running
+        self.n_layers = len(spec["activations"])
+        self.names = diagnose.weight_names(2 * self.n_layers)
+        self.shapes = [w.shape for w in protocol.weights_of(network, self.n_layers)]
+        self.u, self.lr = tolerance.UNIT_ROUNDOFF[dtype], spec["learning_rate"]
+        self.loss_args = {"loss": spec["loss"], "loss_config": spec["loss_config"], "backend": backend}
+        self.update_tolerance = UpdateTolerance(spec["optimizer"], spec["optimizer_config"], self.lr, self.u)
+        self.tally = Tally(history)
+        self.computed, self.stop, self.checked, self.epoch = None, None, 0, 0
+        self.first = self.current = None
+        self.drift = {"max_abs": 0.0, "max_rel": 0.0, "step": None, "limit_rel": tolerance.DRIFT_LIMIT,
+                      "decorrelated_at": None}
+
+    # --- the numpy side --------------------------------------------------------------------------
+    def numpy_step(self, Xb, yb, weights=None):
+        """One step of the numpy network: {weights, forward, loss, grads, updated}, copied as they
+        come, up to where its protocol broke; the InputError is kept as "error" and raised when the
+        comparison reaches that point."""
+        record, what = {}, "weights"
+        try:
+            record["weights"] = weights if weights is not None else _copies(
+                protocol.weights_of(self.network, self.n_layers))
+            what = "forward"
+            shapes = [(Xb.shape[0], n) for n in self.spec["sizes"][1:]]
+            record["forward"] = _copies(protocol.checked_list(
+                protocol.call("network.forward(X)", self.network.forward, Xb), shapes, "network.forward(X)"))
+            what = "grads"
+            loss, grads = protocol.checked_gradients(
+                protocol.call("network.gradients(X, y)", self.network.gradients, Xb, yb), self.shapes)
+            record["loss"], record["grads"] = loss, _copies(grads)
+            what = "updated"
+            protocol.call("network.apply_gradients(grads)", self.network.apply_gradients, grads)
+            record["updated"] = _copies(protocol.weights_of(self.network, self.n_layers))
+        except InputError as exc:
+            record["error"], record["failed_at"] = exc, what
+        return record
+
+    def detect(self, ref, Xb):
+        """At the first step: the precision Keras computed in (computed_dtype), and u to match."""
+        if self.computed is not None:
+            return
+        self.computed = computed_dtype(ref, Xb, self.dtype)
+        if self.computed != self.dtype:
+            self.notes.append(f"Keras on {self.loss_args['backend']} computed in {self.computed} although "
+                              f"{self.dtype} was requested (keras-team/keras issue 23704): compared with float32 "
+                              "tolerances, with the rounding of its inputs to float32 included")
+            self.u = tolerance.UNIT_ROUNDOFF[self.computed]
+            self.update_tolerance = UpdateTolerance(self.spec["optimizer"], self.spec["optimizer_config"], self.lr,
+                                                    self.u)
+
+    def tolerances(self, ref, Xb, yb, gap):
+        """The step's (or the stacked steps') tolerances from Keras's values: forward, loss, grads, updated."""
+        spec, args = self.spec, dict(self.loss_args)
+        if self.computed == "float32":  # Keras rounds the inputs it is given to float32
+            args["x_error"] = self.u * np.abs(Xb)
+        y_used = smooth_labels(yb, spec["loss"], spec["loss_config"].get("label_smoothing", 0.0))
+        tol = tolerance.step_tolerances(ref["weights_in"], spec["activations"], Xb, y_used, ref["zs"],
+                                        ref["activations"], self.u, gap, **args)
+        stacked = Xb.ndim == 3
+        if not stacked or self.update_tolerance.stateless:
+            tol["updated"] = self.update_tolerance.step(ref["weights_in"], ref["grads"], tol["grads"],
+                                                       ref["weights_out"], self.lr, gap)
+        else:  # the optimizer's state gap is a recurrence: step by step, in order
+            per_step = [self.update_tolerance.step(*([a[k] for a in ref[key]] for key in ("weights_in", "grads")),
+                                                   [t[k] for t in tol["grads"]], [w[k] for w in ref["weights_out"]],
+                                                   self.lr, None if gap is None else [g[k] for g in gap])
+                        for k in range(len(Xb))]
+            tol["updated"] = [np.stack([t[i] for t in per_step]) for i in range(len(self.shapes))]
+        return tol
+
+    # --- one step, in full -------------------------------------------------------------------------
+    def compare_step(self, step, Xb, yb, record, ref, tol, carried, entering=True):
+        """Compare one step in order (entering weights, outputs, loss, gradients, updated weights);
+        raise Stop with the diagnosis at the first mismatch, or the numpy side's protocol error."""
+        tally, names = self.tally, self.names
+        if entering:
+            tally.begin_step()
+            self.current = {"step": step, "X": Xb, "y": yb, "weights": record["weights"], "ref": ref, "numpy": {}}
+            self.first = self.first or self.current
+            tally.compare(step, "weights", "entering", names, record["weights"], ref["weights_in"], carried)
+        current = self.current
+        current["tol"] = tol
+        if "forward" not in record:
+            raise record["error"]
+        current["numpy"]["forward"] = record["forward"]
+        tally.compare(step, "forward", None, [f"a{l}" for l in range(self.n_layers)], record["forward"],
+                      ref["activations"], tol["forward"])
+        if "grads" not in record:
+            raise record["error"]
+        loss, grads = record["loss"], record["grads"]
+        current["numpy"].update(loss=loss, grads=grads)
+        tally.compare(step, "loss", None, ["loss"], [np.float64(loss)], [np.float64(ref["loss"])],
+                      [np.float64(tol["loss"])])
+        try:
+            tally.compare(step, "gradient", None, ["d" + n for n in names], grads, ref["grads"], tol["grads"])
+        except _Stop as stop_:
+            if stop_.mismatch and not stop_.nonfinite:
+                n = yb.shape[0] if self.spec["loss"] == "categorical_crossentropy" else yb.size
+                stop_.diagnosis = diagnose.diagnose_gradients(grads, ref["grads"], tol["grads"], n, Xb.shape[0],
+                                                              self.spec["loss"])
+            raise
+        if "updated" not in record:
+            raise record["error"]
+        current["numpy"]["updated"] = record["updated"]
+        try:
+            tally.compare(step, "weights", "updated", names, record["updated"], ref["weights_out"], tol["updated"])
+        except _Stop as stop_:
+            if stop_.mismatch and not stop_.nonfinite:
+                stop_.diagnosis = diagnose.diagnose_update(
+                    record["weights"], record["updated"], ref["weights_out"], tol["updated"], self.lr,
+                    keras_notes.float32_casts(self.spec, self.dtype, as_cause=True))
+            raise
+        self.checked = step + 1
+        tally.end_step(loss, ref["loss"])
+
+    # --- free-running and golden mode: step by step ------------------------------------------------
+    def step_by_step(self, X, y, schedule, steps, progress):
+        keras_weights, carried = None, [np.zeros(s) for s in self.shapes]
+        for step in range(steps):
+            self.epoch, rows = next(schedule)
+            Xb, yb = X[rows], y[rows]
+            if self.reference:  # the recorded step, and the numpy network put on its weights
+                ref = self.keras_step.step(None, Xb, yb)
+                protocol.call("network.set_weights(weights)", self.network.set_weights, ref["weights_in"])
+            record = self.numpy_step(Xb, yb)
+            if "weights" not in record:
+                raise record["error"]
+            mine_w = record["weights"]
+            if not self.reference:
+                ref = self.keras_step.step(keras_weights if self.free_running and step > 0 else mine_w, Xb, yb)
+            self.detect(ref, Xb)
+            computed32 = self.computed == "float32"
+            if computed32 and not self.free_running:  # Keras rounds the weights it is given to float32
+                carried = self.carried(mine_w)
+            self.tally.begin_step()
+            self.current = {"step": step, "X": Xb, "y": yb, "weights": mine_w, "ref": ref, "numpy": {}}
+            self.first = self.first or self.current
+            self.tally.compare(step, "weights", "entering", self.names, mine_w, ref["weights_in"], carried)
+            gap = None
+            if self.free_running:
+                gap = [np.abs(m - k) for m, k in zip(mine_w, ref["weights_in"])]
+                if _track_drift(self.drift, step, gap, ref["weights_in"]):
+                    self.notes.append(f"free-running: the trajectories drifted {self.drift['max_rel']:.3g} apart "
+                                      f"(relative) by step {step}, past the limit {tolerance.DRIFT_LIMIT:g}; "
+                                      "later steps were not compared (use the synced mode)")
+                    return
+            if computed32:  # so their rounding is a gap between the two sides' inputs
+                gap = [self.u * np.abs(w) + (0 if gap is None else g) for w, g in zip(mine_w, gap or mine_w)]
+            tol = self.tolerances(ref, Xb, yb, gap)
+            self.compare_step(step, Xb, yb, record, ref, tol, carried, entering=False)
+            if progress:
+                progress(self.checked, steps)
+            if self.free_running:
+                keras_weights, carried = ref["weights_out"], tol["updated"]
+
+    # --- synced mode: in chunks --------------------------------------------------------------------
+    def in_chunks(self, X, y, schedule, steps, progress, batch_size):
+        rows = min(X.shape[0], batch_size)
+        per_step = 8 * 8 * (sum(int(np.prod(s)) for s in self.shapes) + rows * sum(self.spec["sizes"][1:]))
+        limit = CHUNK if getattr(self.keras_step, "batched", lambda rows: False)(rows) else \
+            int(np.clip(CHUNK_BYTES // per_step, 1, CHUNK))
+        pending, weights, step = None, None, 0
+        while step < steps:
+            plan = []  # (epoch, rows) of up to `limit` steps with one batch size; the first step on its own
+            while len(plan) < (1 if step == 0 else min(limit, steps - step)):
+                drawn, pending = pending or next(schedule), None
+                if plan and len(drawn[1]) != len(plan[0][1]):
+                    pending = drawn
+                    break
+                plan.append(drawn)
+            rows = np.stack([r for _, r in plan])
+            Xs, ys = X[rows], y[rows]
+            records = []
+            for k in range(len(plan)):
+                records.append(self.numpy_step(Xs[k], ys[k], weights))
+                if "error" in records[-1]:
+                    break
+                weights = records[-1]["updated"]
+            self.chunk(step, [e for e, _ in plan], Xs, ys, records)
+            step += len(plan)
+            if progress:
+                progress(self.checked, steps)
+
+    def chunk(self, first, epochs, Xs, ys, records):
+        """Compare the steps first, first + 1, ... of one chunk; raise Stop at the first that fails.
+
+        The first step of the run, and any step the stacked comparison finds failing, is compared on
+        its own with Keras's values from one step() call: those are the values Keras's own training
+        computes (fit, train_on_batch; bit for bit), and the ones a report shows.
+        """
+        batched = getattr(self.keras_step, "batched", lambda rows: False)(Xs.shape[1])
+        if self.first is None:  # the first step of the run, alone and in full
+            self.epoch = epochs[0]
+            if "weights" not in records[0]:
+                raise records[0]["error"]
+            ref = self.keras_step.step(records[0]["weights"], Xs[0], ys[0])
+            self.detect(ref, Xs[0])
+            self.compare_step(first, Xs[0], ys[0], records[0], ref, self.tolerances(ref, Xs[0], ys[0], self.gap(
+                records[0]["weights"])), self.carried(records[0]["weights"]))
+            return
+        n = len(records) - ("weights" not in records[-1])  # steps Keras can compute
+        complete = len(records) - ("error" in records[-1])
+        fails, summaries = np.zeros(0, bool), {}
+        if n:
+            mine_w = [_stack([r["weights"][i] for r in records[:n]]) for i in range(len(self.shapes))]
+            ref = self.keras_step.steps(mine_w, Xs[:n], ys[:n])
+            tol = self.tolerances(ref, Xs[:n], ys[:n], self.gap(mine_w))
+            carried = self.carried(mine_w)
+            fails, summaries = self.screen(records[:complete], ref, tol, carried, complete)
+        start = 0
+        while start < len(records):
+            k = start + int(np.argmax(fails[start:])) if fails[start:].any() else complete
+            if k > start:
+                self.tally.add_steps(first + start, {q: (names, *(a[start:k] for a in arrays))
+                                                     for q, (names, arrays) in summaries.items()},
+                                     [r["loss"] for r in records[start:k]], ref["loss"][start:k])
+                self.checked, self.epoch = first + k, epochs[k - 1]
+            if k == len(records):
+                return
+            self.epoch = epochs[k]
+            if k == n:  # the numpy side broke before its weights could be read
+                raise records[k]["error"]
+            if batched:  # Keras's values as its training computes them, and their tolerances
+                ref_k = self.keras_step.step(records[k]["weights"], Xs[k], ys[k])
+                tol_k = self.tolerances(ref_k, Xs[k], ys[k], self.gap(records[k]["weights"]))
+            else:
+                ref_k, tol_k = _at(ref, k), _at(tol, k)
+            self.compare_step(first + k, Xs[k], ys[k], records[k], ref_k, tol_k, self.carried(records[k]["weights"]))
+            start = k + 1
+
+    def carried(self, weights):
+        """Tolerance on the entering weights in synced mode: 0, or their rounding to float32 where Keras computes in it."""
+        if self.computed == "float32":
+            return [self.u * np.abs(w) for w in weights]
+        return [np.zeros((1,) * w.ndim) for w in weights]
+
+    def gap(self, weights):
+        """The gap between the two sides' inputs in synced mode: none, or Keras's rounding of them to float32."""
+        return [self.u * np.abs(w) for w in weights] if self.computed == "float32" else None
+
+    def screen(self, records, ref, tol, carried, count):
+        """Summaries of every quantity for `count` stacked complete steps; whether each step fails."""
+        fails = np.zeros(count, bool)
+        summaries = {}
+        if not count:
+            return fails, summaries
+        r = slice(0, count)
+
+        def summarise(key, quantity, names, mine, keras, tols):
+            stats = [summarize(m, k_[r], t if np.ndim(t) == 0 or len(t) == 1 else t[r])
+                     for m, k_, t in zip(mine, keras, tols)]
+            for _, _, rmax, nonfinite in stats:
+                fails[:] |= failing(rmax, nonfinite)
+            return names, [np.stack([s_[i] for s_ in stats], axis=1) for i in range(3)]
+
+        mine = {key: [_stack([rec[key][i] for rec in records]) for i in range(len(records[0][key]))]
+                for key in ("weights", "forward", "grads", "updated")}
+        entering = summarise("weights", "weights", self.names, mine["weights"], ref["weights_in"], carried)
+        summaries["forward"] = summarise("forward", "forward", [f"a{l}" for l in range(self.n_layers)],
+                                         mine["forward"], ref["activations"], tol["forward"])
+        summaries["loss"] = summarise("loss", "loss", ["loss"], [np.array([rec["loss"] for rec in records])],
+                                      [ref["loss"]], [tol["loss"]])
+        summaries["gradient"] = summarise("grads", "gradient", ["d" + n for n in self.names], mine["grads"],
+                                          ref["grads"], tol["grads"])
+        updated = summarise("updated", "weights", self.names, mine["updated"], ref["weights_out"], tol["updated"])
+        summaries["weights"] = (self.names + self.names,
+                                [np.concatenate([a, b], axis=1) for a, b in zip(entering[1], updated[1])])
+        return fails, summaries
+
+
+def _copies(arrays):
+    return [np.array(a) for a in arrays]
+
+
+def _stack(arrays):
+    """Arrays stacked on a new first axis; one array as a view."""
+    return arrays[0][None] if len(arrays) == 1 else np.stack(arrays)
+
+
+def _at(stacked, k):
+    """Step k of a dict of stacked arrays (lists of (K, ...) arrays, and (K,) arrays)."""
+    return {key: [a[k] for a in value] if isinstance(value, list) else value[k] for key, value in stacked.items()}
 
 
 def computed_dtype(ref, X, requested):
