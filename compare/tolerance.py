@@ -41,6 +41,26 @@ def _total(a):
     return a.sum(axis=(-2, -1))
 
 
+# A product of nonnegative matrices in a bound (|a||W|ᵀ, |dz|ᵀ|a|, |dz||W|) costs as much as the
+# step's own matmul. Past EXACT_PRODUCT_LIMIT multiply-adds it is bounded instead, by Cauchy–Schwarz:
+# Σ_k p_ik q_kj ≤ ‖p_i:‖₂‖q_:j‖₂, which costs O(mn + np + mp). docs/tolerances.md measures how much looser.
+EXACT_PRODUCT_LIMIT = 2 ** 22
+_TINY = 2.0 ** -511  # squares of values below it may underflow
+
+
+def bound_product(P, Q):
+    """An upper bound of P @ Q for nonnegative P (..., m, n) and Q (..., n, p): the product itself,
+    or past EXACT_PRODUCT_LIMIT the rank-one ‖P_i:‖₂·‖Q_:j‖₂, plus n·2⁻⁵¹¹·(max P + max Q) for the
+    squares that may have underflowed (each such term p·q is below 2⁻⁵¹¹ times the other factor)."""
+    m, n = P.shape[-2:]
+    if m * n * Q.shape[-1] <= EXACT_PRODUCT_LIMIT:
+        return P @ Q
+    rows = np.sqrt(np.square(P).sum(axis=-1))
+    cols = np.sqrt(np.square(Q).sum(axis=-2))
+    floor = n * _TINY * (P.max(axis=(-2, -1)) + Q.max(axis=(-2, -1)))
+    return rows[..., :, None] * cols[..., None, :] + np.asarray(floor)[..., None, None]
+
+
 def gamma(n, u):
     """γ_n = n·u / (1 − n·u): the relative error bound of a sum of n terms."""
     return n * u / (1 - n * u)
@@ -220,9 +240,9 @@ def step_bounds(weights, activations, X, y, zs, outputs, u, weight_error=None, l
     e_a, a, e_outputs, e_zs = np.zeros_like(X) + x_error, X, [], []
     for W, aW, b, eW, eb, z, out, name in zip(Ws, absW, bs, eWs, ebs, zs, outputs, activations):
         g = gamma(W.shape[-1] + 1, u)
-        e_z = (g * np.abs(a) + e_a) @ _T(aW) + g * np.abs(b)[..., None, :]
+        e_z = bound_product(g * np.abs(a) + e_a, _T(aW)) + g * np.abs(b)[..., None, :]
         if eW is not None:  # the two sides' weights differ by up to eW, eb
-            e_z = e_z + (np.abs(a) + e_a) @ _T(eW) + np.asarray(eb)[..., None, :]
+            e_z = e_z + bound_product(np.abs(a) + e_a, _T(eW)) + np.asarray(eb)[..., None, :]
         if name == "softmax":
             e_a = softmax_error(out, e_z, u)
         else:
@@ -248,17 +268,19 @@ def step_bounds(weights, activations, X, y, zs, outputs, u, weight_error=None, l
                                            delta, e_delta, u)
         # γ|dz|ᵀ|a| + E(dz)ᵀ(|a| + E(a)) + |dz|ᵀE(a) = (γ|dz| + E(dz))ᵀ|a| + (E(dz) + |dz|)ᵀE(a)
         abs_dz = np.abs(dz)
-        e_dW = _T(gamma(N, u) * abs_dz + e_dz) @ np.abs(a_prev)
+        e_dW = bound_product(_T(gamma(N, u) * abs_dz + e_dz), np.abs(a_prev))
         if l > 0 or np.any(x_error):
-            e_dW = e_dW + _T(e_dz + abs_dz) @ e_a_prev
+            e_dW = e_dW + bound_product(_T(e_dz + abs_dz), e_a_prev)
         e_db = gamma(N, u) * abs_dz.sum(axis=-2) + e_dz.sum(axis=-2)
         e_grads[:0] = [e_dW, e_db]
         if l == 0:
             break
-        delta = dz @ W
-        e_delta = (gamma(W.shape[-2], u) * abs_dz + e_dz) @ aW
+        # δ itself where the product is cheap; else a bound of |δ| = |dz W| ≤ |dz||W|, which is all a
+        # hidden layer's bound uses (softmax, which needs δ's sign, is only ever the last layer)
+        delta = dz @ W if dz.shape[-2] * W.shape[-2] * W.shape[-1] <= EXACT_PRODUCT_LIMIT else bound_product(abs_dz, aW)
+        e_delta = bound_product(gamma(W.shape[-2], u) * abs_dz + e_dz, aW)
         if eW is not None:
-            e_delta = e_delta + (e_dz + abs_dz) @ eW
+            e_delta = e_delta + bound_product(e_dz + abs_dz, eW)
     return {"forward": e_outputs, "loss": e_loss if np.ndim(e_loss) else float(e_loss), "grads": e_grads}
 
 
