@@ -50,6 +50,8 @@ def call(what, fn, *args):
 
 def as_float_array(value, what):
     """`value` as a float64 array, or an InputError naming what was received."""
+    if type(value) is np.ndarray and value.dtype == np.float64:  # the usual case, checked every step
+        return value
     try:
         arr = np.asarray(value)
         if arr.dtype == object or not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
