@@ -49,7 +49,8 @@ def write_plot(path, report):
         shown = diff > 0
         ax.plot(x[shown], diff[shown], ".", ms=2.5, color=COLOURS[q], label="largest |numpy − Keras|")
         ax.plot(x, tol, "--", lw=1.2, color="black", alpha=0.7, label="its tolerance")
-        ax.set_yscale("log")
+        if np.any(diff > 0) or np.any(tol > 0):  # a panel with nothing positive (all 0, or none run) stays linear
+            ax.set_yscale("log")
         ax.set_title(f"{q}: worst diff/tolerance {report['max_diff'][q]['tolerance_ratio']:.3g}", fontsize=10)
         if m and m["quantity"] == q:
             ax.axvline(m["step"], color="red", lw=1.2)
