@@ -404,7 +404,7 @@ class _Run:
             return fails, summaries
         r = slice(0, count)
 
-        def summarise(key, quantity, names, mine, keras, tols):
+        def summarise(names, mine, keras, tols):
             stats = [summarize(m, k_[r], t if np.ndim(t) == 0 or len(t) == 1 else t[r])
                      for m, k_, t in zip(mine, keras, tols)]
             for _, _, rmax, nonfinite in stats:
@@ -413,14 +413,14 @@ class _Run:
 
         mine = {key: [_stack([rec[key][i] for rec in records]) for i in range(len(records[0][key]))]
                 for key in ("weights", "forward", "grads", "updated")}
-        entering = summarise("weights", "weights", self.names, mine["weights"], ref["weights_in"], carried)
-        summaries["forward"] = summarise("forward", "forward", [f"a{l}" for l in range(self.n_layers)],
-                                         mine["forward"], ref["activations"], tol["forward"])
-        summaries["loss"] = summarise("loss", "loss", ["loss"], [np.array([rec["loss"] for rec in records])],
+        entering = summarise(self.names, mine["weights"], ref["weights_in"], carried)
+        summaries["forward"] = summarise([f"a{l}" for l in range(self.n_layers)], mine["forward"],
+                                         ref["activations"], tol["forward"])
+        summaries["loss"] = summarise(["loss"], [np.array([rec["loss"] for rec in records])],
                                       [ref["loss"]], [tol["loss"]])
-        summaries["gradient"] = summarise("grads", "gradient", ["d" + n for n in self.names], mine["grads"],
+        summaries["gradient"] = summarise(["d" + n for n in self.names], mine["grads"],
                                           ref["grads"], tol["grads"])
-        updated = summarise("updated", "weights", self.names, mine["updated"], ref["weights_out"], tol["updated"])
+        updated = summarise(self.names, mine["updated"], ref["weights_out"], tol["updated"])
         summaries["weights"] = (self.names + self.names,
                                 [np.concatenate([a, b], axis=1) for a, b in zip(entering[1], updated[1])])
         return fails, summaries
