@@ -4,6 +4,9 @@ At each step, in this order: the weights entering the step, every layer's output
 every gradient, and the weights after the update. The first element outside its tolerance
 stops the check. By default ("synced") Keras steps from the numpy side's weights each time, so
 each comparison measures one step's arithmetic; "free-running" lets each side train on its own.
+Synced steps are independent once the numpy side's weights are known, so they are checked in
+chunks (_Run.in_chunks): Keras computes a chunk at once, and the bounds and comparisons are
+evaluated for it as stacked arrays; the report is the same as step by step.
 """
 import importlib.util
 import json
