@@ -6,9 +6,10 @@ stops the check. By default ("synced") Keras steps from the numpy side's weights
 each comparison measures one step's arithmetic; "free-running" lets each side train on its own.
 Synced steps are independent once the numpy side's weights are known, so they are checked in
 chunks (_Run.in_chunks): Keras computes a chunk at once, and the bounds and comparisons are
-evaluated for it as stacked arrays. Verdicts and places are those of a step-by-step check; the
-summaries are too, bit for bit where Keras runs step() per step, and to rounding where it runs a
-chunk vectorised (docs/tolerances.md, "Steps computed together").
+evaluated for it as stacked arrays. Where Keras runs step() per step the report is that of a
+step-by-step check bit for bit; where it runs a chunk vectorised, Keras's values differ by rounding
+inside its bound, and so can a summary or a verdict on the edge of a tolerance (docs/tolerances.md,
+"Steps computed together").
 """
 import importlib.util
 import json
