@@ -233,15 +233,19 @@ class _Run:
         return tol
 
     # --- one step, in full -------------------------------------------------------------------------
+    def compare_entering(self, step, Xb, yb, weights, ref, carried):
+        """Open step `step` (its record for the report and the referee) and compare the weights entering it."""
+        self.tally.begin_step()
+        self.current = {"step": step, "X": Xb, "y": yb, "weights": weights, "ref": ref, "numpy": {}}
+        self.first = self.first or self.current
+        self.tally.compare(step, "weights", "entering", self.names, weights, ref["weights_in"], carried)
+
     def compare_step(self, step, Xb, yb, record, ref, tol, carried, entering=True):
         """Compare one step in order (entering weights, outputs, loss, gradients, updated weights);
         raise Stop with the diagnosis at the first mismatch, or the numpy side's protocol error."""
         tally, names = self.tally, self.names
         if entering:
-            tally.begin_step()
-            self.current = {"step": step, "X": Xb, "y": yb, "weights": record["weights"], "ref": ref, "numpy": {}}
-            self.first = self.first or self.current
-            tally.compare(step, "weights", "entering", names, record["weights"], ref["weights_in"], carried)
+            self.compare_entering(step, Xb, yb, record["weights"], ref, carried)
         current = self.current
         current["tol"] = tol
         if "forward" not in record:
@@ -296,10 +300,7 @@ class _Run:
             computed32 = self.computed == "float32"
             if computed32 and not self.free_running:  # Keras rounds the weights it is given to float32
                 carried = self.carried(mine_w)
-            self.tally.begin_step()
-            self.current = {"step": step, "X": Xb, "y": yb, "weights": mine_w, "ref": ref, "numpy": {}}
-            self.first = self.first or self.current
-            self.tally.compare(step, "weights", "entering", self.names, mine_w, ref["weights_in"], carried)
+            self.compare_entering(step, Xb, yb, mine_w, ref, carried)
             gap = None
             if self.free_running:
                 gap = [np.abs(m - k) for m, k in zip(mine_w, ref["weights_in"])]
@@ -321,7 +322,7 @@ class _Run:
     def in_chunks(self, X, y, schedule, steps, progress, batch_size):
         rows = min(X.shape[0], batch_size)
         per_step = 8 * 8 * (sum(int(np.prod(s)) for s in self.shapes) + rows * sum(self.spec["sizes"][1:]))
-        limit = CHUNK if getattr(self.keras_step, "batched", lambda rows: False)(rows) else \
+        limit = CHUNK if self.batched(rows) else \
             int(np.clip(CHUNK_BYTES // per_step, 1, CHUNK))
         pending, weights, step = None, None, 0
         while step < steps:
@@ -352,7 +353,7 @@ class _Run:
         its own with Keras's values from one step() call: those are the values Keras's own training
         computes (fit, train_on_batch; bit for bit), and the ones a report shows.
         """
-        batched = getattr(self.keras_step, "batched", lambda rows: False)(Xs.shape[1])
+        batched = self.batched(Xs.shape[1])
         if self.first is None:  # the first step of the run, alone and in full
             self.epoch = epochs[0]
             if "weights" not in records[0]:
@@ -391,6 +392,10 @@ class _Run:
                 ref_k, tol_k = _at(ref, k), _at(tol, k)
             self.compare_step(first + k, Xs[k], ys[k], records[k], ref_k, tol_k, self.carried(records[k]["weights"]))
             start = k + 1
+
+    def batched(self, rows):
+        """Whether Keras computes a chunk of `rows`-row batches in one call (KerasStep.batched; golden files never)."""
+        return getattr(self.keras_step, "batched", lambda rows: False)(rows)
 
     def carried(self, weights):
         """Tolerance on the entering weights in synced mode: 0, or their rounding to float32 where Keras computes in it."""

@@ -48,12 +48,17 @@ EXACT_PRODUCT_LIMIT = 2 ** 22
 _TINY = 2.0 ** -511  # squares of values below it may underflow
 
 
+def exact_size(P, Q):
+    """Whether P @ Q takes at most EXACT_PRODUCT_LIMIT multiply-adds per step."""
+    return P.shape[-2] * P.shape[-1] * Q.shape[-1] <= EXACT_PRODUCT_LIMIT
+
+
 def bound_product(P, Q):
     """An upper bound of P @ Q for nonnegative P (..., m, n) and Q (..., n, p): the product itself,
     or past EXACT_PRODUCT_LIMIT the rank-one ‖P_i:‖₂·‖Q_:j‖₂, plus n·2⁻⁵¹¹·(max P + max Q) for the
     squares that may have underflowed (each such term p·q is below 2⁻⁵¹¹ times the other factor)."""
-    m, n = P.shape[-2:]
-    if m * n * Q.shape[-1] <= EXACT_PRODUCT_LIMIT:
+    n = P.shape[-1]
+    if exact_size(P, Q):
         return P @ Q
     rows = np.sqrt(np.square(P).sum(axis=-1))
     cols = np.sqrt(np.square(Q).sum(axis=-2))
@@ -277,7 +282,7 @@ def step_bounds(weights, activations, X, y, zs, outputs, u, weight_error=None, l
             break
         # δ itself where the product is cheap; else a bound of |δ| = |dz W| ≤ |dz||W|, which is all a
         # hidden layer's bound uses (softmax, which needs δ's sign, is only ever the last layer)
-        delta = dz @ W if dz.shape[-2] * W.shape[-2] * W.shape[-1] <= EXACT_PRODUCT_LIMIT else bound_product(abs_dz, aW)
+        delta = dz @ W if exact_size(dz, W) else bound_product(abs_dz, aW)
         e_delta = bound_product(gamma(W.shape[-2], u) * abs_dz + e_dz, aW)
         if eW is not None:
             e_delta = e_delta + bound_product(e_dz + abs_dz, eW)
