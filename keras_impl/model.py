@@ -73,14 +73,20 @@ class KerasStep:
         if self._stacked:
             self._stacked.optimizer.learning_rate = learning_rate
 
-    def _forward(self, X, layer_call):
-        """Each Dense layer's pre-activation (what Dense.call computes) and output."""
+    def _forward(self, X, kernels=None):
+        """Each Dense layer's pre-activation and output, by Dense.call's own operations:
+        z = ops.add(ops.matmul(a, kernel), bias), a' = layer.activation(z).
+
+        Computing z once and applying the layer's activation to it gives layer(a) bit for bit
+        (tests/test_keras_impl.py) without a second matmul, which TensorFlow's graph would not merge.
+        kernels: [kernel0, bias0, ...] to use instead of the layers' variables (stateless calls).
+        """
         zs, activations, a = [], [], X
         for i, layer in enumerate(self.model.layers):
-            kernel, bias, a_next = layer_call(i, layer, a)
+            kernel, bias = (layer.kernel, layer.bias) if kernels is None else kernels[2 * i:2 * i + 2]
             zs.append(ops.add(ops.matmul(a, kernel), bias))
-            activations.append(a_next)
-            a = a_next
+            a = layer.activation(zs[-1])
+            activations.append(a)
         return zs, activations
 
     # --- TensorFlow: tf.GradientTape inside tf.function --------------------------------------
@@ -101,7 +107,7 @@ class KerasStep:
                 variable.assign(value)
             weights_in = [tf.identity(v.value) for v in variables]
             with tf.GradientTape() as tape:
-                zs, activations = self._forward(X, lambda i, layer, a: (layer.kernel, layer.bias, layer(a)))
+                zs, activations = self._forward(X)
                 loss = self.loss_fn(y, activations[-1])
             grads = tape.gradient(loss, variables)
             self.optimizer.apply_gradients(zip(grads, variables))
@@ -127,8 +133,7 @@ class KerasStep:
         import jax
 
         def loss_and_outputs(kernels, X, y):
-            zs, activations = self._forward(X, lambda i, layer, a: (
-                kernels[2 * i], kernels[2 * i + 1], layer.stateless_call([kernels[2 * i], kernels[2 * i + 1]], [], a)[0]))
+            zs, activations = self._forward(X, kernels)
             return self.loss_fn(y, activations[-1]), (zs, activations)
 
         def pure_step(kernels, optimizer_state, X, y):
@@ -158,7 +163,7 @@ class KerasStep:
             for v in variables:
                 v.value.grad = None
             with torch.enable_grad():
-                zs, activations = self._forward(X, lambda i, layer, a: (layer.kernel, layer.bias, layer(a)))
+                zs, activations = self._forward(X)
                 loss = self.loss_fn(y, activations[-1])
                 loss.backward()
             grads = [v.value.grad.detach().clone() for v in variables]
@@ -271,8 +276,8 @@ def _traced_on_first_call(function, specs):
 class _StackedSteps:
     """K independent training steps in one TensorFlow call, K = CHUNK (fewer are padded).
 
-    Each step is Keras's own: the Dense layers' stateless_call, the Keras loss and tf.GradientTape,
-    vectorised over the steps by tf.vectorized_map; then the same optimizer class, built on
+    Each step is Keras's own: the Dense layers' operations on the given kernels (KerasStep._forward),
+    the Keras loss and tf.GradientTape, vectorised over the steps by tf.vectorized_map; then the same optimizer class, built on
     variables of shape (K, ...), applies all K updates in one apply_gradients. That is exact for an
     optimizer whose update is elementwise and keeps no state between steps (SGD without momentum,
     with or without weight decay): each element sees the same operations as in one step.
@@ -300,9 +305,7 @@ class _StackedSteps:
             kernels = swap_kernels([tf.reshape(p, s) for p, s in zip(tf.split(flat, sizes), shapes)])
             with tf.GradientTape() as tape:
                 tape.watch(kernels)
-                zs, activations = owner._forward(X, lambda i, layer, a: (
-                    kernels[2 * i], kernels[2 * i + 1],
-                    layer.stateless_call([kernels[2 * i], kernels[2 * i + 1]], [], a)[0]))
+                zs, activations = owner._forward(X, kernels)
                 loss = owner.loss_fn(y, activations[-1])
             grads = swap_kernels(tape.gradient(loss, kernels))
             return tf.concat([tf.reshape(p, [-1]) for p in [flat] + zs + activations + [loss] + grads], axis=0)

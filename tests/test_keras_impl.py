@@ -84,6 +84,29 @@ def test_weights_in_are_the_loaded_weights_and_weights_out_are_one_fit_step():
         np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.parametrize("activations, loss", [(["relu", "sigmoid", "softmax"], "categorical_crossentropy"),
+                                               (["tanh", "relu", "linear"], "mse")])
+def test_every_layer_output_and_update_are_the_layers_and_fits_own(activations, loss):
+    # step() applies each layer's activation to its own z instead of calling the layer a second
+    # time; every output must still be the layer's call, bit for bit, and the update fit's.
+    rng = np.random.default_rng(5)
+    sizes = [4, 6, 5, 3]
+    weights = numpy_impl.glorot_uniform(sizes, 5)
+    X, y = rng.normal(size=(7, 4)), rng.dirichlet(np.ones(3), size=7)
+    out = keras_impl.KerasStep(keras_impl.build_model(sizes, activations), 0.01, loss=loss).step(weights, X, y)
+    model = keras_impl.build_model(sizes, activations)
+    model.set_weights(keras_impl.to_keras(weights))
+    a = X
+    for layer, got in zip(model.layers, out["activations"]):
+        a = layer(a)
+        np.testing.assert_array_equal(got, np.asarray(a))
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss=loss)
+    model.fit(X, y, batch_size=7, epochs=1, shuffle=False, verbose=0)
+    for got, want in zip(out["weights_out"], keras_impl.from_keras(model.get_weights())):
+        np.testing.assert_array_equal(got, want)
+    assert np.abs(out["weights_out"][0] - weights[0]).max() > 1e-4  # it trained
+
+
 @pytest.mark.parametrize("n_steps", [1, 25])
 def test_compiled_eager_and_fit_end_with_identical_weights(n_steps):
     X, y = numpy_impl.seed_data()
