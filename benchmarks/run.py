@@ -13,8 +13,9 @@ import subprocess
 import sys
 import time
 
-# As `python -m compare` does (compare/__init__.py): OpenBLAS's threads sleep right after each call
-# instead of spinning, so every figure below, both sides alone included, is measured under it.
+# As `python -m compare` does (compare.tune_process): OpenBLAS's threads sleep right after each call
+# instead of spinning, and (in main) malloc keeps freed memory, so every figure below, both sides
+# alone included, is measured under the settings of the check's own process.
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
 import numpy as np  # noqa: E402
@@ -82,7 +83,8 @@ def wall(cmd):
 def peak_rss_mb(steps):
     """The check's peak resident memory in a fresh process: VmHWM, which exec resets (Linux's ru_maxrss
     keeps the high-water mark of the forking parent, this benchmark); ru_maxrss where there is no /proc."""
-    code = ("import os, resource, numpy_impl; from compare import check; X, y = numpy_impl.seed_data(); "
+    code = ("import os, resource, numpy_impl, compare; compare.tune_process(); from compare import check; "
+            "X, y = numpy_impl.seed_data(); "
             f"check(numpy_impl.seed_network(), X, y, steps={steps}); "
             "hwm = [l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')] "
             "if os.path.exists('/proc/self/status') else []; "
@@ -97,6 +99,8 @@ def main():
     p.add_argument("--quick", action="store_true")
     args = p.parse_args()
     reps = 100 if args.quick else 400
+    import compare
+    compare.tune_process()
     import numpy_impl
     rows = []
 
