@@ -234,7 +234,7 @@ class KerasStep:
         """Run one step from `weights` ((units, inputs) convention); return a dict of numpy arrays."""
         out = self._step(*self._inputs(weights, X, y))
         if self._packed:  # already in the guide's layout
-            weights_in, zs, activations, loss, grads, weights_out = self._unpack(_numpy(out), len(X))
+            weights_in, zs, activations, loss, grads, weights_out = self._unpack(_from_tf(out), len(X))
         else:
             weights_in, zs, activations, loss, grads, weights_out = (
                 [_numpy(t) for t in part] if isinstance(part, (list, tuple)) else _numpy(part) for part in out)
@@ -248,6 +248,12 @@ def _numpy(tensor):
     if hasattr(tensor, "detach"):
         tensor = tensor.detach()
     return np.asarray(ops.convert_to_numpy(tensor), dtype=np.float64)
+
+
+def _from_tf(tensor):
+    """A TensorFlow CPU tensor as a float64 numpy array, sharing its memory where it is float64
+    (Keras's convert_to_numpy copies it: 1.4 ms for a 784-512-512-10 step's 2.3M values)."""
+    return np.asarray(tensor, dtype=np.float64)
 
 
 def _guide_shapes(model):
@@ -337,7 +343,7 @@ class _StackedSteps:
         pad = lambda a: a[start:end] if k == K else np.concatenate(  # noqa: E731  repeat the last step
             [a[start:end], np.broadcast_to(a[end - 1], (K - k,) + a.shape[1:])])
         flat = np.concatenate([pad(w).reshape(K, -1) for w in weights], axis=1)
-        out = _numpy(self._call(self._constant(flat), self._constant(pad(Xs)), self._constant(pad(ys))))[:k]
+        out = _from_tf(self._call(self._constant(flat), self._constant(pad(Xs)), self._constant(pad(ys))))[:k]
         layout, starts, ends, n, L = self.owner._layout(Xs.shape[1])
         parts = [out[:, a:b].reshape((k,) + shape) for shape, a, b in zip(layout, starts, ends)]
         return {"weights_in": parts[:n], "zs": parts[n:n + L], "activations": parts[n + L:n + 2 * L],
