@@ -24,16 +24,20 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 
-def per_call(fn, repeats):
-    """Median over 5 rounds of the mean time of one call, in microseconds."""
-    fn()
-    rounds = []
-    for _ in range(5):
-        start = time.perf_counter()
-        for _ in range(repeats):
-            fn()
-        rounds.append((time.perf_counter() - start) / repeats * 1e6)
-    return float(np.median(rounds))
+def per_call(fns, rounds):
+    """{name: (fn, calls)} → {name: µs per call}: the median over `rounds` rounds of the mean time of
+    `calls` calls. The rounds interleave the functions, so a stretch where the (shared) machine runs
+    slow falls on all of them alike and the ratios between them hold."""
+    for fn, _ in fns.values():
+        fn()
+    times = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, (fn, calls) in fns.items():
+            start = time.perf_counter()
+            for _ in range(calls):
+                fn()
+            times[name].append((time.perf_counter() - start) / calls * 1e6)
+    return {name: float(np.median(t)) for name, t in times.items()}
 
 
 def keras_train_step(sizes, activations, X, y, jit):
@@ -65,13 +69,14 @@ def numpy_step(network, X, y, forward=False):
     return step
 
 
-def check_per_step(make, X, y, steps, **options):
+def checked_steps(make, X, y, steps):
+    """One call: `steps` checked steps of a fresh network from make() (divide its time by steps)."""
     from compare import check
-    check(make(), X, y, steps=2, **options)  # build and trace once
-    start = time.perf_counter()
-    report = check(make(), X, y, steps=steps, **options)
-    assert report["ok"], report["first_mismatch"]
-    return (time.perf_counter() - start) / steps * 1e6
+
+    def run():
+        report = check(make(), X, y, steps=steps)
+        assert report["ok"], report["first_mismatch"]
+    return run
 
 
 def wall(cmd):
@@ -98,45 +103,47 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true")
     args = p.parse_args()
-    reps = 100 if args.quick else 400
+    rounds, reps = (3, 100) if args.quick else (7, 400)
     import compare
     compare.tune_process()
     import numpy_impl
     rows = []
 
     X, y = numpy_impl.seed_data()
-    tf_step = per_call(keras_train_step([3, 2, 1], ["tanh", "linear"], X, y, jit=False), reps)
-    xla_step = per_call(keras_train_step([3, 2, 1], ["tanh", "linear"], X, y, jit=True), reps)
-    np_step = per_call(numpy_step(numpy_impl.seed_network(), X, y), reps * 10)
-    checked = check_per_step(numpy_impl.seed_network, X, y, 2000 if not args.quick else 500)
-    rows += [("guide 3-2-1: Keras train step, tf.function", tf_step, "µs"),
-             ("guide 3-2-1: Keras train step, tf.function + XLA", xla_step, "µs"),
-             ("guide 3-2-1: numpy step", np_step, "µs"),
+    guide_steps = 400
+    t = per_call({"tf": (keras_train_step([3, 2, 1], ["tanh", "linear"], X, y, jit=False), reps),
+                  "xla": (keras_train_step([3, 2, 1], ["tanh", "linear"], X, y, jit=True), reps),
+                  "numpy": (numpy_step(numpy_impl.seed_network(), X, y), reps * 10),
+                  "checked": (checked_steps(numpy_impl.seed_network, X, y, guide_steps), 1)}, rounds)
+    checked = t["checked"] / guide_steps
+    rows += [("guide 3-2-1: Keras train step, tf.function", t["tf"], "µs"),
+             ("guide 3-2-1: Keras train step, tf.function + XLA", t["xla"], "µs"),
+             ("guide 3-2-1: numpy step", t["numpy"], "µs"),
              ("guide 3-2-1: checked step (synced)", checked, "µs"),
-             ("  ratio to XLA step + numpy step (target ≤ 1.5, aim < 1.0)", checked / (xla_step + np_step), "×"),
-             ("  ratio to tf.function step + numpy step", checked / (tf_step + np_step), "×")]
+             ("  ratio to XLA step + numpy step (target ≤ 1.5, aim < 1.0)", checked / (t["xla"] + t["numpy"]), "×"),
+             ("  ratio to tf.function step + numpy step", checked / (t["tf"] + t["numpy"]), "×")]
 
     rng = np.random.default_rng(0)
-    sizes = [784, 512, 512, 10]
+    sizes, activations = [784, 512, 512, 10], ["relu", "relu", "linear"]
     Xl, yl = rng.normal(size=(128, 784)), rng.normal(size=(128, 10))
-    big = lambda: numpy_impl.Network(numpy_impl.glorot_uniform(sizes, 0), ["relu", "relu", "linear"], 0.01)  # noqa
-    big_tf = per_call(keras_train_step(sizes, ["relu", "relu", "linear"], Xl, yl, jit=False), 20)
-    big_np = per_call(numpy_step(big(), Xl, yl), 20)
-    big_np_side = per_call(numpy_step(big(), Xl, yl, forward=True), 20)
-    train = keras_train_step(sizes, ["relu", "relu", "linear"], Xl, yl, jit=False)
-    side = numpy_step(big(), Xl, yl, forward=True)
-    big_alternating = per_call(lambda: (train(), side()), 20)
-    big_check = check_per_step(big, Xl, yl, 200 if not args.quick else 50)
-    rows += [("784-512-512-10, batch 128: Keras train step", big_tf, "µs"),
-             ("784-512-512-10, batch 128: numpy step", big_np, "µs"),
-             ("784-512-512-10, batch 128: numpy side as checked (+ forward(X))", big_np_side, "µs"),
-             ("784-512-512-10, batch 128: both sides alternating in one loop", big_alternating, "µs"),
+    big = lambda: numpy_impl.Network(numpy_impl.glorot_uniform(sizes, 0), activations, 0.01)  # noqa: E731
+    train, side = keras_train_step(sizes, activations, Xl, yl, jit=False), numpy_step(big(), Xl, yl, forward=True)
+    big_steps = 10 if args.quick else 30
+    t = per_call({"keras": (keras_train_step(sizes, activations, Xl, yl, jit=False), 5),
+                  "numpy": (numpy_step(big(), Xl, yl), 5),
+                  "side": (numpy_step(big(), Xl, yl, forward=True), 5),
+                  "alternating": (lambda: (train(), side()), 5),
+                  "checked": (checked_steps(big, Xl, yl, big_steps), 1)}, rounds)
+    big_check, alone, alone_side = t["checked"] / big_steps, t["keras"] + t["numpy"], t["keras"] + t["side"]
+    rows += [("784-512-512-10, batch 128: Keras train step", t["keras"], "µs"),
+             ("784-512-512-10, batch 128: numpy step", t["numpy"], "µs"),
+             ("784-512-512-10, batch 128: numpy side as checked (+ forward(X))", t["side"], "µs"),
+             ("784-512-512-10, batch 128: both sides alternating in one loop", t["alternating"], "µs"),
              ("784-512-512-10, batch 128: checked step", big_check, "µs"),
-             ("  ratio to Keras step + numpy step (target ≤ 1.2)", big_check / (big_tf + big_np), "×"),
-             ("  ratio to Keras step + numpy side as checked", big_check / (big_tf + big_np_side), "×"),
-             ("  ratio to both sides alternating in one loop", big_check / big_alternating, "×"),
-             ("  both sides alternating / the two alone (a floor for the check)",
-              big_alternating / (big_tf + big_np_side), "×")]
+             ("  ratio to Keras step + numpy step (target ≤ 1.2)", big_check / alone, "×"),
+             ("  ratio to Keras step + numpy side as checked", big_check / alone_side, "×"),
+             ("  ratio to both sides alternating in one loop", big_check / t["alternating"], "×"),
+             ("  both sides alternating / the two alone (a floor for the check)", t["alternating"] / alone_side, "×")]
 
     import_keras = min(wall([sys.executable, "-c", "import keras"]) for _ in range(2))
     cold = min(wall([sys.executable, "-m", "compare", "-q"]) for _ in range(2))
