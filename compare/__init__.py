@@ -9,8 +9,8 @@ def tune_process():
     with the 784-512-512-10 network (README, Performance):
 
     - OPENBLAS_THREAD_TIMEOUT=4: after each call OpenBLAS's threads spin for 2^28 cycles and take a
-      core from TensorFlow; 4 lets them sleep at once. It is read when numpy loads OpenBLAS, so in
-      your own process export it before Python starts.
+      core from TensorFlow; 4 lets them sleep at once. It is read when numpy loads OpenBLAS (importing
+      compare does), so in your own process export it before Python starts.
     - glibc's malloc keeps freed blocks up to 32 MiB and up to 256 MiB of free heap (mallopt
       M_MMAP_THRESHOLD, M_TRIM_THRESHOLD) instead of handing them back to the system: otherwise each
       step's large temporaries are mapped afresh, ~800–1,600 page faults a step on 784-512-512-10. Elsewhere: export
