@@ -34,9 +34,14 @@ def test_large_steps_stop_page_faulting_once_malloc_keeps_freed_memory():
     assert float(out.stdout.split()[-1]) < 300
 
 
-def test_python_m_compare_sets_the_openblas_thread_timeout():
-    code = "import sys; sys.argv = ['-m']; import compare, os; print(os.environ['OPENBLAS_THREAD_TIMEOUT'])"
+def test_python_m_compare_sets_the_openblas_thread_timeout(tmp_path):
+    (tmp_path / "probe.py").write_text(
+        "import os, numpy_impl\n"
+        "def make():\n"
+        "    print('OPENBLAS_THREAD_TIMEOUT=' + os.environ.get('OPENBLAS_THREAD_TIMEOUT', 'unset'))\n"
+        "    return numpy_impl.seed_network()\n")
     env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                         env=dict(env, PYTHONPATH=ROOT))
-    assert out.stdout.split() == ["4"], out.stderr[-2000:]
+    out = subprocess.run([sys.executable, "-m", "compare", "--impl", "probe:make", "--steps", "1", "--quiet"],
+                         cwd=tmp_path, capture_output=True, text=True, env=dict(env, PYTHONPATH=ROOT), timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "OPENBLAS_THREAD_TIMEOUT=4" in out.stdout.splitlines()
