@@ -13,7 +13,8 @@ def tune_process():
       compare does), so in your own process export it before Python starts.
     - glibc's malloc keeps freed blocks up to 32 MiB and up to 256 MiB of free heap (mallopt
       M_MMAP_THRESHOLD, M_TRIM_THRESHOLD) instead of handing them back to the system: otherwise each
-      step's large temporaries are mapped afresh, ~800–1,600 page faults a step on 784-512-512-10. Elsewhere: export
+      step's large temporaries are mapped afresh, 800–1,600 page faults a step on 784-512-512-10
+      (tests/test_process.py). Calling this sets it in a running process; or export
       GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=268435456
     """
     os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")

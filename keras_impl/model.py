@@ -283,10 +283,10 @@ class _StackedSteps:
     """K independent training steps in one TensorFlow call, K = CHUNK (fewer are padded).
 
     Each step is Keras's own: the Dense layers' operations on the given kernels (KerasStep._forward),
-    the Keras loss and tf.GradientTape, vectorised over the steps by tf.vectorized_map; then the same optimizer class, built on
-    variables of shape (K, ...), applies all K updates in one apply_gradients. That is exact for an
-    optimizer whose update is elementwise and keeps no state between steps (SGD without momentum,
-    with or without weight decay): each element sees the same operations as in one step.
+    the Keras loss and tf.GradientTape, vectorised over the steps by tf.vectorized_map; then the same
+    optimizer class, built on variables of shape (K, ...), applies all K updates in one apply_gradients.
+    That is exact for an optimizer whose update is elementwise and keeps no state between steps (SGD
+    without momentum, with or without weight decay): each element sees the same operations as in one step.
     Calling one TensorFlow function costs ~100 µs whatever it computes; the small networks this is
     used for need ~5 µs a step inside it. Batched matmuls and position-dependent tanh may round
     differently from one step's call, within the same rounding bounds (docs/tolerances.md).

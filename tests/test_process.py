@@ -24,7 +24,8 @@ print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 20)
 """
 
 
-@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's; elsewhere tune_process leaves malloc alone")
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc",
+                    reason="mallopt is glibc's; elsewhere tune_process leaves malloc alone")
 def test_large_steps_stop_page_faulting_once_malloc_keeps_freed_memory():
     # Measured on the 2-core machine: 800–1,600 minor faults a step with glibc's defaults (each
     # step's ~3 MB temporaries mapped afresh), 0–120 with tune_process (the heap still growing).
