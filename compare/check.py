@@ -289,7 +289,8 @@ class _Run:
             Xb, yb = X[rows], y[rows]
             if self.reference:  # the recorded step, and the numpy network put on its weights
                 ref = self.keras_step.step(None, Xb, yb)
-                protocol.call("network.set_weights(weights)", self.network.set_weights, ref["weights_in"])
+                # copies: a network may keep the arrays it is given and update them in place
+                protocol.call("network.set_weights(weights)", self.network.set_weights, _copies(ref["weights_in"]))
             record = self.numpy_step(Xb, yb)
             if "weights" not in record:
                 raise record["error"]
