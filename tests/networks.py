@@ -67,6 +67,17 @@ class CoshDerivative(GuideStyle):
         return 1 / np.cosh(z) ** 2
 
 
+class AdoptsGivenArrays(GuideStyle):
+    """Keeps the arrays set_weights gives it and updates them in place."""
+
+    def set_weights(self, weights):
+        self.W1, self.b1, self.W2, self.b2 = weights
+
+    def apply_gradients(self, grads):
+        for w, g in zip((self.W1, self.b1, self.W2, self.b2), grads):
+            w -= self.learning_rate * g
+
+
 class EinsumReversed(GuideStyle):
     """Sums by einsum and by explicit loops over the batch in reverse order."""
 
