@@ -25,41 +25,97 @@ def load_factory(spec):
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
-        module = importlib.import_module(module_name)
-    except Exception as exc:  # the user's module: any import failure is their input
-        raise InputError(f"cannot import module {module_name!r} from --impl {spec!r}: {type(exc).__name__}: {exc}")
+        module = call("import", importlib.import_module, module_name)
+    except InputError as exc:  # the user's module: any way its import fails is their input
+        reason = str(exc).removeprefix("import raised ").removeprefix("import ")
+        raise InputError(f"cannot import module {module_name!r} from --impl {spec!r}: {reason}") from None
     factory = module
     for part in attr.split("."):
-        if not hasattr(factory, part):
+        factory = attribute(factory, part, _MISSING, f"module {module_name!r}")
+        if factory is _MISSING:
             raise InputError(f"module {module_name!r} has no attribute {attr!r} (from --impl {spec!r})")
-        factory = getattr(factory, part)
     if not callable(factory):
         raise InputError(f"{spec} is a {type(factory).__name__}, expected a zero-argument callable that returns a network")
     return call(f"factory {spec}", factory)
 
 
+_MISSING = object()
+
+
 def call(what, fn, *args):
-    """fn(*args), with any exception from the user's code turned into a one-line InputError."""
+    """fn(*args), with any way the user's code leaves turned into a one-line InputError: an exception
+    of any kind, SystemExit (sys.exit inside a plug-in must not end the check with its status) and
+    GeneratorExit included. Only KeyboardInterrupt, a person's Ctrl-C, passes through."""
     try:
         return fn(*args)
-    except InputError:
+    except (InputError, KeyboardInterrupt):
         raise
-    except Exception as exc:
-        raise InputError(f"{what} raised {type(exc).__name__}: {exc}") from None
+    except SystemExit as exc:
+        raise InputError(f"{what} called sys.exit({exc.code!r}); a network must return, not end the process") from None
+    except MemoryError:
+        raise InputError(f"{what} ran out of memory") from None
+    except BaseException as exc:  # noqa: B036 - the user's code, whatever it raises
+        raise InputError(f"{what} raised {type(exc).__name__}: {_text(exc)}") from None
+
+
+def _text(exc):
+    """str(exc), or a placeholder when the exception's own __str__ fails."""
+    try:
+        return str(exc)
+    except BaseException:  # noqa: B036
+        return "(its message could not be read)"
+
+
+def attribute(obj, name, default, what="the network"):
+    """getattr(obj, name, default) where a property of the user's object may raise anything."""
+    def read():
+        return getattr(obj, name, default)
+    return call(f"reading {what}.{name}", read)
+
+
+def read_only(array):
+    """`array` marked read-only: what the check hands to the network it cannot change behind the check's
+    back. A network that writes to it raises, and `call` reports that as a protocol error."""
+    array.flags.writeable = False
+    return array
+
+
+def call_on_inputs(what, fn, *args):
+    """`call` for a method given the check's read-only arrays; a write to them is named as such."""
+    try:
+        return call(what, fn, *args)
+    except InputError as exc:
+        if "read-only" in str(exc):
+            raise InputError(f"{what} wrote to an array the check gave it ({exc}); the check's inputs are "
+                             "read-only: copy one before changing it (X = X.copy())") from None
+        raise
 
 
 def as_float_array(value, what):
     """`value` as a float64 array, or an InputError naming what was received."""
     if type(value) is np.ndarray and value.dtype == np.float64:  # the usual case, checked every step
         return value
+
+    def convert():
+        try:
+            arr = np.asarray(value)
+            if arr.dtype == object or not (np.issubdtype(arr.dtype, np.floating)
+                                           or np.issubdtype(arr.dtype, np.integer)):
+                raise TypeError
+            return arr.astype(np.float64, copy=False)
+        except (TypeError, ValueError):
+            dtype = f" of dtype {value.dtype}" if isinstance(value, np.ndarray) else ""
+            raise InputError(f"{what} must be a numeric array; received {type(value).__name__}{dtype}") from None
+    return call(f"converting {what} to an array", convert)
+
+
+def show(value, limit=80):
+    """repr(value) cut to `limit` characters, or its type where the user's __repr__ fails."""
     try:
-        arr = np.asarray(value)
-        if arr.dtype == object or not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
-            raise TypeError
-        return arr.astype(np.float64, copy=False)
-    except (TypeError, ValueError):
-        raise InputError(f"{what} must be a numeric array; received {type(value).__name__}"
-                         f"{' of dtype ' + str(np.asarray(value, dtype=object).dtype) if isinstance(value, np.ndarray) else ''}") from None
+        text = repr(value)
+    except BaseException:  # noqa: B036 - a user object's __repr__
+        return f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def describe(network, n_inputs, n_outputs):
@@ -68,15 +124,15 @@ def describe(network, n_inputs, n_outputs):
     spec: sizes (every layer's width, the input included: [3, 2, 1] for the guide's network),
     activations, learning_rate, loss, loss_config, optimizer, optimizer_config.
     """
-    missing = [m for m in METHODS if not callable(getattr(network, m, None))]
-    missing += [a for a in ("activations", "learning_rate") if not hasattr(network, a)]
+    missing = [m for m in METHODS if not callable(attribute(network, m, None))]
+    missing += [a for a in ("activations", "learning_rate") if attribute(network, a, _MISSING) is _MISSING]
     if missing:
         raise InputError(f"the network ({type(network).__name__}) lacks {', '.join(missing)}; "
                          f"the protocol needs activations, learning_rate and methods {', '.join(METHODS)}")
-    activations = network.activations
-    if isinstance(activations, str) or not all(isinstance(a, str) for a in _iterable(activations)):
-        raise InputError(f"network.activations must be a list of activation names; received {activations!r}")
-    activations = list(activations)
+    given = attribute(network, "activations", None)
+    activations = call("reading network.activations", lambda: None if isinstance(given, str) else _iterable(given))
+    if activations is None or not all(isinstance(a, str) for a in activations):
+        raise InputError(f"network.activations must be a list of activation names; received {show(given)}")
     if not activations:
         raise InputError("network.activations is empty; expected one activation name per layer, e.g. "
                          "['tanh', 'linear']")
@@ -85,10 +141,16 @@ def describe(network, n_inputs, n_outputs):
         raise InputError(f"unknown activation {unknown[0]!r}; expected one of {', '.join(KNOWN_ACTIVATIONS)}")
     if "softmax" in activations[:-1]:
         raise InputError(f"softmax is supported on the last layer only; received activations {activations}")
-    lr = network.learning_rate
+    lr = attribute(network, "learning_rate", None)
     if isinstance(lr, bool) or not isinstance(lr, (int, float, np.floating, np.integer)) or not math.isfinite(lr) or lr <= 0:
-        raise InputError(f"network.learning_rate must be a finite number > 0; received {lr!r}")
+        raise InputError(f"network.learning_rate must be a finite number > 0; received {show(lr)}")
     weights = weights_of(network, len(activations))
+    bad = next(((i, w) for i, w in enumerate(weights) if not np.all(np.isfinite(w))), None)
+    if bad:
+        i, w = bad
+        where = [int(j) for j in np.argwhere(~np.isfinite(w))[0]]
+        raise InputError(f"network.get_weights() item {i} holds {w[tuple(where)]} at index {where} before any "
+                         "training; expected finite initial weights")
     sizes = [weights[0].shape[1]] + [w.shape[0] for w in weights[0::2]]
     if sizes[0] != n_inputs:
         raise InputError(f"the first kernel takes {sizes[0]} inputs but X has {n_inputs} columns")
@@ -103,42 +165,67 @@ def training_spec(network):
     """The network's loss and optimizer, by Keras name and keyword arguments; mse and sgd when undeclared."""
     from numpy_impl.losses import LOSSES
     from numpy_impl.optimizers import OPTIMIZERS
-    loss = getattr(network, "loss", "mse")
-    optimizer = getattr(network, "optimizer", "sgd")
+    loss = attribute(network, "loss", "mse")
+    optimizer = attribute(network, "optimizer", "sgd")
     if not isinstance(loss, str) or loss not in LOSSES:
-        raise InputError(f"unknown loss {loss!r}; expected one of {', '.join(sorted(LOSSES))}")
+        raise InputError(f"unknown loss {show(loss)}; expected one of {', '.join(sorted(LOSSES))}")
     if not isinstance(optimizer, str) or optimizer not in OPTIMIZERS:
-        raise InputError(f"unknown optimizer {optimizer!r}; expected one of {', '.join(sorted(OPTIMIZERS))}")
-    loss_config = _config(network, "loss_config", LOSS_OPTIONS if loss in ("binary_crossentropy",
-                                                                           "categorical_crossentropy") else {})
-    optimizer_config = _config(network, "optimizer_config", OPTIMIZERS[optimizer].defaults)
+        raise InputError(f"unknown optimizer {show(optimizer)}; expected one of {', '.join(sorted(OPTIMIZERS))}")
+    loss_config = checked_config("loss_config", attribute(network, "loss_config", None),
+                                 LOSS_OPTIONS if loss in ("binary_crossentropy", "categorical_crossentropy") else {})
+    optimizer_config = checked_config("optimizer_config", attribute(network, "optimizer_config", None),
+                                      OPTIMIZERS[optimizer].defaults)
     return {"loss": loss, "loss_config": loss_config, "optimizer": optimizer, "optimizer_config": optimizer_config}
 
 
-def _config(network, attr, allowed):
-    config = getattr(network, attr, None) or {}
+# The range of each numeric option, as Keras accepts it (or as its formula stays defined): (low, high,
+# whether high is included). A value outside is refused here, before Keras or numpy sees it.
+OPTION_RANGES = {"momentum": (0.0, 1.0, True), "beta_1": (0.0, 1.0, False), "beta_2": (0.0, 1.0, False),
+                 "rho": (0.0, 1.0, False), "epsilon": (0.0, math.inf, False),
+                 "initial_accumulator_value": (0.0, math.inf, False), "weight_decay": (0.0, math.inf, False),
+                 "label_smoothing": (0.0, 1.0, True)}
+
+
+def checked_config(attr, config, allowed):
+    """A copy of the keyword arguments `config`, each option known, of its type and in its range.
+
+    `allowed` maps each option to its default (or its type): a bool option takes true/false; a numeric
+    one a finite number in OPTION_RANGES, and null only where the default itself is None (weight_decay).
+    """
+    config = {} if config is None else config
     if not isinstance(config, dict):
-        raise InputError(f"network.{attr} must be a dict of keyword arguments; received {config!r}")
+        raise InputError(f"{attr} must be a dict of keyword arguments; received {show(config)}")
+    out = {}
     for key, value in config.items():
         if key not in allowed:
             valid = ", ".join(sorted(allowed)) or "none"
             hint = " (the learning rate is the network's learning_rate)" if key == "learning_rate" else ""
-            raise InputError(f"{attr} has unknown option {key!r}{hint}; valid options: {valid}")
+            raise InputError(f"{attr} has unknown option {show(key)}{hint}; valid options: {valid}")
         default = allowed[key]
         kind = default if isinstance(default, type) else type(default)
-        ok = (isinstance(value, bool) if kind is bool else
-              value is None or (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)))
-        if not ok:
-            raise InputError(f"{attr} option {key!r} must be a {'bool' if kind is bool else 'finite number'}; "
-                             f"received {value!r}")
-    return dict(config)
+        if kind is bool:
+            if not isinstance(value, bool):
+                raise InputError(f"{attr} option {key!r} must be a bool (true or false); received {show(value)}")
+        elif value is None and default is None:
+            pass
+        else:
+            low, high, closed = OPTION_RANGES.get(key, (-math.inf, math.inf, False))
+            number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            if not number or not (low <= value and (value <= high if closed else value < high)):
+                expected = f"in [{low:g}, {high:g}{']' if closed else ')'}" if math.isfinite(high) else f"≥ {low:g}"
+                null = " or null" if default is None else ""
+                raise InputError(f"{attr} option {key!r} must be a finite number {expected}{null}; "
+                                 f"received {show(value)}")
+            value = float(value)
+        out[key] = value
+    return out
 
 
 def _iterable(x):
     try:
         return list(x)
     except TypeError:
-        return [None]
+        return None
 
 
 def weights_of(network, n_layers):
@@ -178,8 +265,11 @@ def checked_gradients(result, shapes):
     if not isinstance(result, (list, tuple)) or len(result) != 2:
         raise InputError(f"network.gradients(X, y) must return (loss, grads); received {type(result).__name__}")
     loss, grads = result
-    try:
-        loss = float(np.asarray(loss, dtype=np.float64).reshape(()))
-    except (TypeError, ValueError):
-        raise InputError(f"network.gradients(X, y) returned loss {loss!r}; expected a float") from None
-    return loss, checked_list(grads, shapes, "network.gradients(X, y)")
+
+    def as_float():
+        try:
+            return float(np.asarray(loss, dtype=np.float64).reshape(()))
+        except (TypeError, ValueError):
+            raise InputError(f"network.gradients(X, y) returned loss {show(loss)}; expected a float") from None
+    return call("converting the loss from network.gradients(X, y)", as_float), \
+        checked_list(grads, shapes, "network.gradients(X, y)")
