@@ -31,20 +31,72 @@ def load(spec, n_inputs=None, n_outputs=None, loss="mse", seed=0):
     if not os.path.isfile(spec):
         raise InputError(f"--data expects guide, digits, random or a path to an .npz file with arrays X and y; "
                          f"no such file {spec!r}")
+    arrays = load_npz(spec, ("X", "y"), "--data")
+    return arrays["X"], arrays["y"]
+
+
+def load_npz(path, needed, what):
+    """The arrays of an .npz file as a dict, every member's declared size checked against what the file
+    holds before anything is allocated; a one-line InputError for anything else (a plain .npy, a
+    corrupt or forged file, object arrays, missing arrays)."""
     try:
-        with np.load(spec, allow_pickle=False) as npz:
-            missing = [k for k in ("X", "y") if k not in npz.files]
+        if not zipfile.is_zipfile(path):
+            with open(path, "rb") as f:
+                single = f.read(6) == b"\x93NUMPY"
+            kind = "a single .npy array" if single else "not a zip archive"
+            raise InputError(f"{what} {path} is not a readable .npz file ({kind}); expected an .npz archive holding arrays "
+                             f"{' and '.join(needed)} (np.savez(path, {', '.join(f'{k}={k}' for k in needed)}))")
+        sizes = _member_sizes(path)
+        with np.load(path, allow_pickle=False) as npz:
+            missing = [k for k in needed if k not in npz.files]
             if missing:
-                raise InputError(f"{spec} holds arrays {sorted(npz.files)}; expected X and y")
-            return npz["X"], npz["y"]
+                raise InputError(f"{path} holds arrays {sorted(npz.files)}; expected {' and '.join(needed)}")
+            for name in npz.files:
+                declared = sizes.get(name + ".npy")
+                if declared is None:
+                    continue
+                shape, dtype, held = declared
+                need = int(np.prod(shape, dtype=object)) * dtype.itemsize
+                if need > held:
+                    raise InputError(f"{path}: array {name!r} declares shape {shape} of {dtype} ({_bytes(need)}) "
+                                     f"but the file holds {_bytes(held)} of it: a damaged or forged file")
+            return {k: npz[k] for k in npz.files}
     except InputError:
         raise
+    except MemoryError:
+        raise InputError(f"{path} is too large to load into memory") from None
     except ValueError as exc:
         if "allow_pickle" in str(exc) or "Object arrays" in str(exc):
-            raise InputError(f"{spec} holds object arrays; expected numeric arrays X and y") from None
-        raise InputError(f"{spec} is not a readable .npz file: {exc}") from None
-    except (OSError, zipfile.BadZipFile, EOFError) as exc:
-        raise InputError(f"{spec} is not a readable .npz file: {type(exc).__name__}: {exc}") from None
+            raise InputError(f"{path} holds object arrays; expected numeric arrays") from None
+        raise InputError(f"{path} is not a readable .npz file: {exc}") from None
+    except (OSError, zipfile.BadZipFile, EOFError, KeyError, TypeError) as exc:
+        raise InputError(f"{path} is not a readable .npz file: {type(exc).__name__}: {exc}") from None
+
+
+def _member_sizes(path):
+    """For each .npy member of a zip archive: (shape, dtype, bytes of data it holds), read from its header alone."""
+    out = {}
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            with archive.open(info) as f:
+                try:
+                    version = np.lib.format.read_magic(f)
+                    read = {(1, 0): np.lib.format.read_array_header_1_0,
+                            (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+                    if read is None:
+                        raise ValueError(f"unsupported .npy version {version}")
+                    shape, _, dtype = read(f)
+                except ValueError as exc:
+                    raise InputError(f"{path}: member {info.filename!r} is not an .npy array: {exc}") from None
+                out[info.filename] = (shape, dtype, info.file_size - f.tell())
+    return out
+
+
+def _bytes(n):
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
 
 
 def random_data(n_inputs, n_outputs, loss, seed, rows=RANDOM_ROWS):
@@ -58,8 +110,8 @@ def random_data(n_inputs, n_outputs, loss, seed, rows=RANDOM_ROWS):
     return X, rng.normal(size=(rows, n_outputs))
 
 
-def checked(X, y):
-    """X as (N, inputs) and y as (N, outputs) float64, both finite; y of shape (N,) becomes (N, 1) with a note."""
+def checked(X, y, dtype="float64"):
+    """X as (N, inputs) and y as (N, outputs) float64, both finite and without subnormals (in `dtype`); y of shape (N,) becomes (N, 1) with a note."""
     notes = []
     X, y = _numeric(X, "X"), _numeric(y, "y")
     if X.ndim != 2:
@@ -77,7 +129,24 @@ def checked(X, y):
         if not np.all(np.isfinite(arr)):
             bad = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
             raise InputError(f"{name} holds {arr[bad]} at index {list(bad)}; expected finite numbers")
+        refuse_subnormal(arr, name, dtype)
     return X, y, notes
+
+
+def refuse_subnormal(arr, name, dtype="float64"):
+    """An InputError for values below the smallest normal number of `dtype` (other than 0).
+
+    TensorFlow and XLA flush such subnormal numbers to zero on the CPU (their inputs and results), and
+    numpy does not: the two sides would then train on different data, and a correct network would be
+    blamed. Rescale the data, or flush them yourself: X[np.abs(X) < np.finfo(np.float64).tiny] = 0.
+    """
+    tiny = np.finfo(dtype).tiny
+    small = (arr != 0) & (np.abs(arr) < tiny)
+    if small.any():
+        i = [int(j) for j in np.argwhere(small)[0]]
+        raise InputError(f"{name} holds the subnormal {dtype} value {arr[tuple(i)]!r} at index {i} ({int(small.sum())} "
+                         f"such values); Keras's backends flush numbers below {tiny:.3g} to zero and numpy does not, "
+                         "so the two sides would not compute the same step: rescale them, or set them to 0")
 
 
 def _numeric(a, name):
