@@ -23,7 +23,9 @@ def summarize(mine, ref, tol):
     `tol` has mine's shape, or a leading axis of 1 and ones elsewhere, or none (a scalar). Few
     passes over each tensor: |diff| (NaN or Inf on either side makes its largest value non-finite),
     its argmax, and diff/tolerance. Where |diff| is 0 everywhere the tolerance reported is the
-    tensor's largest. A tolerance of 0 against a non-zero diff gives the ratio inf.
+    tensor's largest. A tolerance of 0 against a non-zero diff gives the ratio inf. A tolerance that
+    is not a finite number ≥ 0 (NaN, inf, negative) anywhere in a step makes that step's ratio NaN,
+    which `failing` counts as a failure: the check could not bound that element, so it cannot pass it.
     """
     K = mine.shape[0]
     zeros = np.zeros(K)
@@ -44,16 +46,28 @@ def summarize(mine, ref, tol):
             tmax = tol.reshape(tol.shape[0], -1).max(axis=1) if tol.ndim else tol.reshape(1)
             tol_at = np.where(zero, np.broadcast_to(tmax, (K,)), tol_at)
             if zero.all():  # bit-identical (the usual case for the entering weights): nothing to rank
-                return dmax, tol_at, zeros, np.zeros(K, bool)
+                return dmax, tol_at, np.where(unbounded(tol, K), np.nan, zeros), np.zeros(K, bool)
         np.divide(diff, t, out=diff)  # diff/tolerance in place (`flat` views it): 0/0 is NaN, which fmax skips
         rmax = np.fmax.reduce(flat, axis=1)
         rmax = np.where(np.isnan(rmax) | zero, 0.0, rmax)
+        rmax = np.where(unbounded(tol, K), np.nan, rmax)
     return dmax, tol_at, rmax, ~np.isfinite(dmax)
 
 
+def unbounded(tol, K):
+    """Per step of a stacked tolerance (or one for all K steps): whether any element is not a finite
+    number ≥ 0. Two reductions: the largest value is NaN or inf, or the smallest is below 0."""
+    t = np.asarray(tol)
+    if t.ndim == 0:
+        return np.broadcast_to(~(np.isfinite(t) & (t >= 0)), (K,))
+    flat = t.reshape(t.shape[0], -1)
+    return np.broadcast_to(~(np.isfinite(flat.max(axis=1)) & (flat.min(axis=1) >= 0)), (K,))
+
+
 def failing(rmax, nonfinite):
-    """Where a summary fails: a non-finite value, or diff/tolerance above 1 (+ the tolerances' own rounding)."""
-    return nonfinite | (rmax > 1 + TOLERANCE_EVALUATION)
+    """Where a summary fails: a non-finite value, an element without a bound (rmax NaN), or
+    diff/tolerance above 1 (+ the tolerances' own rounding)."""
+    return nonfinite | ~(rmax <= 1 + TOLERANCE_EVALUATION)
 
 
 class Tally:
@@ -121,8 +135,8 @@ class Tally:
                            np.asarray(t, dtype=np.float64)[None]) for m, k, t in zip(mine, ref, tol)]
         bad = [bool(failing(r, n)[0]) for _, _, r, n in stats]
         upto = bad.index(True) + 1 if any(bad) else len(stats)
-        if any(bad) and stats[upto - 1][3][0]:  # a non-finite value is reported before it is ranked
-            upto -= 1
+        if any(bad) and (stats[upto - 1][3][0] or np.isnan(stats[upto - 1][2][0])):
+            upto -= 1  # a non-finite value or an unbounded element is reported before it is ranked
         dmax, tol_at, rmax = (np.array([[s[i][0] for s in stats[:upto]]]) for i in range(3))
         self._overall(quantity, step, names, dmax, tol_at, rmax)
         here = self._step[quantity] if self._step is not None else None
@@ -145,6 +159,9 @@ class Tally:
         if not (finite_m.all() and finite_k.all()):
             raise nonfinite_stop(where, m, k, finite_m, finite_k)
         diff = np.abs(m - k)
+        t = np.broadcast_to(t, diff.shape)
+        if not (np.all(np.isfinite(t)) and np.all(t >= 0)):
+            raise unbounded_stop(where, m, k, diff, t)
         t = np.broadcast_to(t, diff.shape) * (1 + TOLERANCE_EVALUATION)
         ratio = np.where(diff == 0, 0.0, diff / np.where(t > 0, t, np.finfo(float).tiny))
         worst = np.unravel_index(int(np.argmax(ratio)), diff.shape)
@@ -159,6 +176,19 @@ class Tally:
             greatest_abs_diff={"value": float(diff[i_abs]), "index": [int(j) for j in i_abs],
                                "tolerance": float(t[i_abs])},
             greatest_rel_diff={"value": _num(rel[i_rel]), "index": [int(j) for j in i_rel]}))
+
+
+def unbounded_stop(where, m, k, diff, t):
+    """A Stop for a tensor whose tolerance is not a finite number ≥ 0 somewhere: the check failed there."""
+    bad = ~(np.isfinite(t) & (t >= 0))
+    i = tuple(int(j) for j in np.argwhere(bad)[0])
+    mismatch = dict(where, index=list(i), numpy=float(m[i]), keras=float(k[i]), abs_diff=float(diff[i]),
+                    rel_diff=None, tolerance=_num(t[i]), mismatched=int(bad.sum()), elements=int(diff.size),
+                    unbounded=True)
+    text = (f"the check could not bound {where['quantity']} {where['name']}{list(i)} at step {where['step']}: its "
+            f"tolerance is {t[i]} ({int(bad.sum())} of {diff.size} elements), computed from Keras's values "
+            "(or the golden file's) there; an element without a bound is a failure of the check, never a pass")
+    return Stop(mismatch=mismatch, diagnosis=text)
 
 
 def nonfinite_stop(where, m, k, finite_m, finite_k):

@@ -122,8 +122,15 @@ def slope_error(name, a, e_a, u):
     return np.zeros_like(a)
 
 
-def backward_activation(name, z, a, e_z, e_a, delta, e_delta, u):
-    """(dz, E(dz)) for dz = f'(z) ⊙ δ, or the softmax product a ⊙ (δ − Σδa)."""
+def backward_activation(name, z, a, e_z, e_a, delta, e_delta, u, mine=None):
+    """(dz, E(dz)) for dz = f'(z) ⊙ δ, or the softmax product a ⊙ (δ − Σδa).
+
+    relu′ jumps at z = 0 (Keras takes relu′(0) = 0). Where |z| ≤ E(z) the two sides may take different
+    branches, and the bound opens to all of |δ|, but only where they did: `mine` is the numpy side's
+    output of the layer, whose sign gives its branch (relu(z) > 0 exactly when z > 0). Where both sides
+    took the same branch there is nothing ambiguous, and the bound stays at rounding level. Without
+    `mine`, every element within E(z) of the kink is opened.
+    """
     if name == "softmax":
         s = np.sum(delta * a, axis=-1, keepdims=True)
         e_s = (np.sum(e_delta * (np.abs(a) + e_a) + np.abs(delta) * e_a, axis=-1, keepdims=True)
@@ -137,15 +144,24 @@ def backward_activation(name, z, a, e_z, e_a, delta, e_delta, u):
     dz = delta * slope
     e_dz = e_delta * (slope + e_slope) + np.abs(delta) * e_slope + u * np.abs(dz)
     if name == "relu":  # near the kink the derivative itself may flip between 0 and 1
-        e_dz = np.where(np.abs(z) <= e_z, np.abs(delta) + e_delta, e_dz)
+        e_dz = np.where(kink_open(np.abs(z) <= e_z, z > 0, None if mine is None else mine > 0),
+                        np.abs(delta) + e_delta, e_dz)
     return dz, e_dz
 
 
-def loss_bounds(name, where, y, x, e_x, u, epsilon=1e-7, e_y=0.0):
+def kink_open(near, branch_keras, branch_mine):
+    """Where a bound must allow either side of a kink: within the error of the kink, and (when the
+    numpy side's branch is known) where the two sides' branches differ."""
+    return near if branch_mine is None else near & (branch_keras != branch_mine)
+
+
+def loss_bounds(name, where, y, x, e_x, u, epsilon=1e-7, e_y=0.0, x_mine=None):
     """(E(L), δ, E(δ)) for the loss `name` evaluated on x (ŷ, or the logits z when where is set).
 
-    δ = dL/dx in the reference's values; every bound is over x ± e_x. e_y bounds the targets'
-    own rounding (label smoothing computes y(1 − s) + s/K, two roundings per side).
+    δ = dL/dx in Keras's values; every bound is over x ± e_x. e_y bounds the targets'
+    own rounding (label smoothing computes y(1 − s) + s/K, two roundings per side). x_mine is the
+    numpy side's x: at a kink of the loss (|r| at r = 0, a clip's edge) the bound opens only where
+    the two sides' values fall on different sides of it (kink_open).
     """
     T = TRANSCENDENTAL * u
     n, N = x.shape[-2] * x.shape[-1], x.shape[-2]
@@ -161,7 +177,9 @@ def loss_bounds(name, where, y, x, e_x, u, epsilon=1e-7, e_y=0.0):
         e_r = e_x + e_y + u * np.abs(r)
         e_loss = _total(e_r) / n + gamma(n + 2, u) * _total(np.abs(r)) / n
         delta = np.sign(r) / n
-        return e_loss, delta, np.where(np.abs(r) <= e_r, 2.0 / n, u * np.abs(delta))
+        branch_mine = None if x_mine is None else np.sign(x_mine - y)
+        return e_loss, delta, np.where(kink_open(np.abs(r) <= e_r, np.sign(r), branch_mine), 2.0 / n,
+                                       u * np.abs(delta))
     if name == "binary_crossentropy" and where:
         e = np.exp(-np.abs(x))
         sigma = np.where(x >= 0, 1 / (1 + e), e / (1 + e))
@@ -175,7 +193,8 @@ def loss_bounds(name, where, y, x, e_x, u, epsilon=1e-7, e_y=0.0):
         lo, hi = epsilon, 1 - epsilon
         p = np.clip(x, lo, hi)
         inside = (x >= lo) & (x <= hi)
-        edge = (np.abs(x - lo) <= e_x) | (np.abs(x - hi) <= e_x)
+        edge = kink_open((np.abs(x - lo) <= e_x) | (np.abs(x - hi) <= e_x), inside,
+                         None if x_mine is None else (x_mine >= lo) & (x_mine <= hi))
         room_p, room_q = np.maximum(p - e_x, lo), np.maximum(1 - p - e_x, 1 - hi)
         delta = np.where(inside, (-y / p + (1 - y) / (1 - p)) / n, 0.0)
         e_delta = np.where(inside, (np.abs(y) / room_p ** 2 + np.abs(1 - y) / room_q ** 2) * e_x / n
@@ -209,6 +228,10 @@ def loss_bounds(name, where, y, x, e_x, u, epsilon=1e-7, e_y=0.0):
         qc = np.clip(q, lo, hi)
         inside = (q >= lo) & (q <= hi)
         edge = (np.abs(q - lo) <= e_q) | (np.abs(q - hi) <= e_q)
+        if x_mine is not None:  # the numpy side's q as we compute it; within a few ulp of an edge, unknown
+            q_mine = x_mine / x_mine.sum(axis=-1, keepdims=True)
+            unsure = (np.abs(q_mine - lo) <= 4 * u * lo) | (np.abs(q_mine - hi) <= 4 * u)
+            edge = edge & (unsure | (inside != ((q_mine >= lo) & (q_mine <= hi))))
         room = np.maximum(qc - e_q, lo)
         g = np.where(inside, -y / qc / N, 0.0)
         e_g = np.where(inside, (np.abs(y) * e_q / room + e_y) / (N * qc) + 2 * u * np.abs(g), 0.0)
@@ -225,7 +248,7 @@ def loss_bounds(name, where, y, x, e_x, u, epsilon=1e-7, e_y=0.0):
 
 
 def step_bounds(weights, activations, X, y, zs, outputs, u, weight_error=None, loss="mse", loss_config=None,
-                epsilon=1e-7, backend="tensorflow", x_error=0.0):
+                epsilon=1e-7, backend="tensorflow", x_error=0.0, mine=None):
     """Error bounds E for one side's forward outputs, loss and gradients.
 
     weights: [W0, b0, ...] in (units, inputs) convention; zs, outputs: the reference side's
@@ -234,6 +257,8 @@ def step_bounds(weights, activations, X, y, zs, outputs, u, weight_error=None, l
     identical weights; the measured gap in free-running mode). Products of two inexact factors keep
     their cross term ((|x| + e_x)(|y| + e_y) − |x||y|), and slopes are maxima over the input's
     interval, so the bound holds for gaps of any size, not only to first order.
+    mine: the numpy side's layer outputs, which decide its branch at a kink (relu′ at 0, |r| at 0, a
+    clip's edge); without them every element near a kink gets the open bound.
     Returns {"forward": [...], "loss": float, "grads": [...]}.
     """
     loss_config = loss_config or {}
@@ -259,7 +284,8 @@ def step_bounds(weights, activations, X, y, zs, outputs, u, weight_error=None, l
     where = takes_logits(loss, loss_config.get("from_logits", False), activations[-1], backend)
     x, e_x = (zs[-1], e_zs[-1]) if where == "z" else (outputs[-1], e_outputs[-1])
     e_y = 2 * u * np.abs(y) + u * loss_config.get("label_smoothing", 0.0) if loss_config.get("label_smoothing") else 0.0
-    e_loss, delta, e_delta = loss_bounds(loss, where, y, x, e_x, u, epsilon, e_y)
+    x_mine = None if mine is None or where == "z" else mine[-1]
+    e_loss, delta, e_delta = loss_bounds(loss, where, y, x, e_x, u, epsilon, e_y, x_mine)
     # Backward: dz = f'(z) ⊙ δ; dW = dzᵀ a_prev; db = Σ dz; δ_prev = dz W.
     e_grads, N = [], X.shape[-2]
     for l in reversed(range(len(Ws))):
@@ -270,7 +296,7 @@ def step_bounds(weights, activations, X, y, zs, outputs, u, weight_error=None, l
             dz, e_dz = delta, e_delta
         else:
             dz, e_dz = backward_activation(activations[l], zs[l], outputs[l], e_zs[l], e_outputs[l],
-                                           delta, e_delta, u)
+                                           delta, e_delta, u, None if mine is None else mine[l])
         # γ|dz|ᵀ|a| + E(dz)ᵀ(|a| + E(a)) + |dz|ᵀE(a) = (γ|dz| + E(dz))ᵀ|a| + (E(dz) + |dz|)ᵀE(a)
         abs_dz = np.abs(dz)
         e_dW = bound_product(_T(gamma(N, u) * abs_dz + e_dz), np.abs(a_prev))
