@@ -19,6 +19,9 @@ def assert_matches_keras(network, X, y, steps=100, **options):
 def mismatch_message(report):
     """The failure message of a report whose `ok` is False."""
     m, nonfinite = report["first_mismatch"], report["nonfinite"]
+    if report.get("verdict") == "incomplete":
+        return (f"numpy and Keras were compared on {report['steps_checked']} of the {report['steps_requested']} "
+                f"steps asked for!\n\n" + "\n".join(report["notes"]))
     if m is None:
         return (f"numpy and Keras could not be compared past step {nonfinite['step']}!\n\n"
                 f"{report['diagnosis']}")

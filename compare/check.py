@@ -67,13 +67,17 @@ def check(network, X, y, steps=None, epochs=None, batch_size=None, seed=0, free_
     if referee is not None and referee not in REFEREES:
         raise InputError(f"unknown referee {referee!r}; expected one of {', '.join(REFEREES)}")
     backend = reference.backend if reference else use_backend(backend)
-    X, y, notes = data.checked(X, y)
+    X, y, notes = data.checked(X, y, dtype)
+    protocol.read_only(X), protocol.read_only(y)  # the check's own copies; the network gets copies of batches
     spec = protocol.describe(network, X.shape[1], y.shape[1])
     if reference:
         steps, batch_size = steps or reference.config["steps"], reference.config["batch_size"]
         if steps > reference.config["steps"]:
             raise InputError(f"the golden file holds {reference.config['steps']} steps; received steps={steps}")
     batch_size = _positive("batch_size", batch_size, X.shape[0])
+    if batch_size > X.shape[0]:
+        notes.append(f"batch size {batch_size} is larger than the {X.shape[0]} rows: each step uses all of them")
+        batch_size = X.shape[0]
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise InputError(f"seed must be an integer ≥ 0; received {seed!r}")
     steps_per_epoch = math.ceil(X.shape[0] / batch_size)
@@ -90,9 +94,12 @@ def check(network, X, y, steps=None, epochs=None, batch_size=None, seed=0, free_
     keras_step = reference or _keras_step(spec, dtype)
     if reference:
         reference.reset(spec["learning_rate"])
+        computed = reference.computed_dtype
+    else:
+        computed = computed_precision(keras_step, spec, dtype, batch_size)
     t_setup = time.perf_counter()
 
-    run = _Run(network, spec, dtype, backend, notes, history, keras_step, reference, free_running)
+    run = _Run(network, spec, dtype, computed, backend, notes, history, keras_step, reference, free_running)
     schedule = reference.schedule() if reference else batches(X.shape[0], batch_size, seed)
     with np.errstate(all="ignore"):
         try:
@@ -106,7 +113,7 @@ def check(network, X, y, steps=None, epochs=None, batch_size=None, seed=0, free_
             run.checked = current["step"] + 1  # the failing step counts as checked
             numpy_loss = current["numpy"].get("loss", np.nan) if current else np.nan
             run.tally.end_step(numpy_loss, current["ref"]["loss"] if current else np.nan)
-    stop, checked, epoch, tally, computed, u = run.stop, run.checked, run.epoch, run.tally, run.computed, run.u
+    stop, checked, epoch, tally, u = run.stop, run.checked, run.epoch, run.tally, run.u
     current, first, drift, lr, shapes = run.current, run.first, run.drift, spec["learning_rate"], run.shapes
     judged = None
     if referee and (current if stop else first):
@@ -114,14 +121,16 @@ def check(network, X, y, steps=None, epochs=None, batch_size=None, seed=0, free_
         judged = _referee(referee, current if stop else first, spec, keras_step, u, seed, mismatch, backend,
                           tolerance.UNIT_ROUNDOFF[dtype], run.loss_args)
     t_end = time.perf_counter()
+    verdict = "mismatch" if stop else ("incomplete" if checked < steps else "ok")
     return {
-        "ok": stop is None,
+        "ok": verdict == "ok",
+        "verdict": verdict,
         "steps_checked": checked,
         "steps_requested": int(steps),
         "mode": "free-running" if free_running else "synced",
         "dtype": dtype,
         "backend": backend,
-        "computed_dtype": computed or dtype,
+        "computed_dtype": computed,
         "device": reference.device if reference else _device(backend),
         "network": {"layers": spec["sizes"], "activations": spec["activations"], "learning_rate": lr,
                     "loss": spec["loss"], "loss_config": spec["loss_config"], "optimizer": spec["optimizer"],
@@ -160,37 +169,49 @@ class _Run:
     first failing step of a chunk is compared again on its own (compare_step), which reports it.
     """
 
-    def __init__(self, network, spec, dtype, backend, notes, history, keras_step, reference, free_running):
+    def __init__(self, network, spec, dtype, computed, backend, notes, history, keras_step, reference, free_running):
         self.network, self.spec, self.dtype, self.notes = network, spec, dtype, notes
         self.keras_step, self.reference, self.free_running = keras_step, reference, free_running
         self.n_layers = len(spec["activations"])
         self.names = diagnose.weight_names(2 * self.n_layers)
         self.shapes = [w.shape for w in protocol.weights_of(network, self.n_layers)]
-        self.u, self.lr = tolerance.UNIT_ROUNDOFF[dtype], spec["learning_rate"]
+        self.computed, self.u, self.lr = computed, tolerance.UNIT_ROUNDOFF[computed], spec["learning_rate"]
+        if computed != dtype:
+            notes.append(f"Keras on {backend} computes in {computed} although {dtype} was requested "
+                         "(keras-team/keras issue 23704; found by a probe step from values that are not exact in "
+                         f"{computed}): compared with {computed} tolerances, with the rounding of its inputs to "
+                         f"{computed} included")
         self.loss_args = {"loss": spec["loss"], "loss_config": spec["loss_config"], "backend": backend}
         self.update_tolerance = UpdateTolerance(spec["optimizer"], spec["optimizer_config"], self.lr, self.u)
         self.tally = Tally(history)
-        self.computed, self.stop, self.checked, self.epoch = None, None, 0, 0
+        self.stop, self.checked, self.epoch = None, 0, 0
         self.first = self.current = None
         self.drift = {"max_abs": 0.0, "max_rel": 0.0, "step": None, "limit_rel": tolerance.DRIFT_LIMIT,
                       "decorrelated_at": None}
 
     # --- the numpy side --------------------------------------------------------------------------
-    def numpy_step(self, Xb, yb, weights=None):
-        """One step of the numpy network: {weights, forward, loss, grads, updated}, copied as they
-        come, up to where its protocol broke; the InputError is kept as "error" and raised when the
-        comparison reaches that point."""
+    def numpy_step(self, X, y, rows, weights=None):
+        """One step of the numpy network on the rows `rows` of X and y: {weights, forward, loss, grads,
+        updated}, copied as they come, up to where its protocol broke; the InputError is kept as "error"
+        and raised when the comparison reaches that point.
+
+        Each call gets read-only copies of its batch, gathered for it alone: a network that writes to
+        them raises (a protocol error that says so), and one that gets around that changes only its own
+        copy, never the arrays Keras computes from."""
         record, what = {}, "weights"
+        batch = lambda a: protocol.read_only(a[rows])  # noqa: E731
         try:
             record["weights"] = weights if weights is not None else _copies(
                 protocol.weights_of(self.network, self.n_layers))
             what = "forward"
-            shapes = [(Xb.shape[0], n) for n in self.spec["sizes"][1:]]
+            shapes = [(len(rows), n) for n in self.spec["sizes"][1:]]
             record["forward"] = _copies(protocol.checked_list(
-                protocol.call("network.forward(X)", self.network.forward, Xb), shapes, "network.forward(X)"))
+                protocol.call_on_inputs("network.forward(X)", self.network.forward, batch(X)), shapes,
+                "network.forward(X)"))
             what = "grads"
             loss, grads = protocol.checked_gradients(
-                protocol.call("network.gradients(X, y)", self.network.gradients, Xb, yb), self.shapes)
+                protocol.call_on_inputs("network.gradients(X, y)", self.network.gradients, batch(X), batch(y)),
+                self.shapes)
             record["loss"], record["grads"] = loss, _copies(grads)
             what = "updated"
             protocol.call("network.apply_gradients(grads)", self.network.apply_gradients, grads)
@@ -199,27 +220,16 @@ class _Run:
             record["error"], record["failed_at"] = exc, what
         return record
 
-    def detect(self, ref, Xb):
-        """At the first step: the precision Keras computed in (computed_dtype), and u to match."""
-        if self.computed is not None:
-            return
-        self.computed = computed_dtype(ref, Xb, self.dtype)
-        if self.computed != self.dtype:
-            self.notes.append(f"Keras on {self.loss_args['backend']} computed in {self.computed} although "
-                              f"{self.dtype} was requested (keras-team/keras issue 23704): compared with float32 "
-                              "tolerances, with the rounding of its inputs to float32 included")
-            self.u = tolerance.UNIT_ROUNDOFF[self.computed]
-            self.update_tolerance = UpdateTolerance(self.spec["optimizer"], self.spec["optimizer_config"], self.lr,
-                                                    self.u)
-
-    def tolerances(self, ref, Xb, yb, gap):
-        """The step's (or the stacked steps') tolerances from Keras's values: forward, loss, grads, updated."""
+    def tolerances(self, ref, Xb, yb, gap, mine):
+        """The step's (or the stacked steps') tolerances from Keras's values: forward, loss, grads, updated.
+        `mine`: the numpy side's layer outputs (or None where it broke before them), which decide its
+        branch at a kink."""
         spec, args = self.spec, dict(self.loss_args)
         if self.computed == "float32":  # Keras rounds the inputs it is given to float32
             args["x_error"] = self.u * np.abs(Xb)
         y_used = smooth_labels(yb, spec["loss"], spec["loss_config"].get("label_smoothing", 0.0))
         tol = tolerance.step_tolerances(ref["weights_in"], spec["activations"], Xb, y_used, ref["zs"],
-                                        ref["activations"], self.u, gap, **args)
+                                        ref["activations"], self.u, gap, mine=mine, **args)
         stacked = Xb.ndim == 3
         if not stacked or self.update_tolerance.stateless:
             tol["updated"] = self.update_tolerance.step(ref["weights_in"], ref["grads"], tol["grads"],
@@ -286,18 +296,17 @@ class _Run:
         keras_weights, carried = None, [np.zeros(s) for s in self.shapes]
         for step in range(steps):
             self.epoch, rows = next(schedule)
-            Xb, yb = X[rows], y[rows]
+            Xb, yb = X[rows], y[rows]  # Keras's copies; the network gets its own
             if self.reference:  # the recorded step, and the numpy network put on its weights
                 ref = self.keras_step.step(None, Xb, yb)
                 # copies: a network may keep the arrays it is given and update them in place
                 protocol.call("network.set_weights(weights)", self.network.set_weights, _copies(ref["weights_in"]))
-            record = self.numpy_step(Xb, yb)
+            record = self.numpy_step(X, y, rows)
             if "weights" not in record:
                 raise record["error"]
             mine_w = record["weights"]
             if not self.reference:
                 ref = self.keras_step.step(keras_weights if self.free_running and step > 0 else mine_w, Xb, yb)
-            self.detect(ref, Xb)
             computed32 = self.computed == "float32"
             if computed32 and not self.free_running:  # Keras rounds the weights it is given to float32
                 carried = self.carried(mine_w)
@@ -312,7 +321,7 @@ class _Run:
                     return
             if computed32:  # so their rounding is a gap between the two sides' inputs
                 gap = [self.u * np.abs(w) + (0 if gap is None else g) for w, g in zip(mine_w, gap or mine_w)]
-            tol = self.tolerances(ref, Xb, yb, gap)
+            tol = self.tolerances(ref, Xb, yb, gap, record.get("forward"))
             self.compare_step(step, Xb, yb, record, ref, tol, carried, entering=False)
             if progress:
                 progress(self.checked, steps)
@@ -335,10 +344,10 @@ class _Run:
                     break
                 plan.append(drawn)
             rows = np.stack([r for _, r in plan])
-            Xs, ys = X[rows], y[rows]
+            Xs, ys = X[rows], y[rows]  # Keras's copies; the network gets its own
             records = []
             for k in range(len(plan)):
-                records.append(self.numpy_step(Xs[k], ys[k], weights))
+                records.append(self.numpy_step(X, y, rows[k], weights))
                 if "error" in records[-1]:
                     break
                 weights = records[-1]["updated"]
@@ -360,9 +369,8 @@ class _Run:
             if "weights" not in records[0]:
                 raise records[0]["error"]
             ref = self.keras_step.step(records[0]["weights"], Xs[0], ys[0])
-            self.detect(ref, Xs[0])
-            self.compare_step(first, Xs[0], ys[0], records[0], ref, self.tolerances(ref, Xs[0], ys[0], self.gap(
-                records[0]["weights"])), self.carried(records[0]["weights"]))
+            tol = self.tolerances(ref, Xs[0], ys[0], self.gap(records[0]["weights"]), records[0].get("forward"))
+            self.compare_step(first, Xs[0], ys[0], records[0], ref, tol, self.carried(records[0]["weights"]))
             return
         n = len(records) - ("weights" not in records[-1])  # steps Keras can compute
         complete = len(records) - ("error" in records[-1])
@@ -370,7 +378,9 @@ class _Run:
         if n:
             mine_w = [_stack([r["weights"][i] for r in records[:n]]) for i in range(len(self.shapes))]
             ref = self.keras_step.steps(mine_w, Xs[:n], ys[:n])
-            tol = self.tolerances(ref, Xs[:n], ys[:n], self.gap(mine_w))
+            mine_f = [_stack([r["forward"][l] if "forward" in r else ref["activations"][l][k]
+                              for k, r in enumerate(records[:n])]) for l in range(self.n_layers)]
+            tol = self.tolerances(ref, Xs[:n], ys[:n], self.gap(mine_w), mine_f)
             carried = self.carried(mine_w)
             fails, summaries = self.screen(records[:complete], ref, tol, carried, complete)
         start = 0
@@ -388,7 +398,7 @@ class _Run:
                 raise records[k]["error"]
             if batched:  # Keras's values as its training computes them, and their tolerances
                 ref_k = self.keras_step.step(records[k]["weights"], Xs[k], ys[k])
-                tol_k = self.tolerances(ref_k, Xs[k], ys[k], self.gap(records[k]["weights"]))
+                tol_k = self.tolerances(ref_k, Xs[k], ys[k], self.gap(records[k]["weights"]), records[k].get("forward"))
             else:
                 ref_k, tol_k = _at(ref, k), _at(tol, k)
             self.compare_step(first + k, Xs[k], ys[k], records[k], ref_k, tol_k, self.carried(records[k]["weights"]))
@@ -452,23 +462,50 @@ def _at(stacked, k):
     return {key: [a[k] for a in value] if isinstance(value, list) else value[k] for key, value in stacked.items()}
 
 
-def computed_dtype(ref, X, requested):
-    """The precision Keras actually computed in, read from its values, never from their dtype label.
+def computed_precision(keras_step, spec, dtype, rows=4):
+    """The precision Keras computes this step in: `dtype`, or float32 where Keras computes float32 although
+    float64 was requested (jax and torch, keras-team/keras issue 23704, whose tensors still say float64).
 
-    float32 when every forward output and gradient is exactly representable in float32 (float64
-    arithmetic on float64 inputs essentially never produces that), or when Keras's first
-    pre-activation X·kernel + bias is further from its float64 value than float64 rounding allows
-    (a matmul run in float32 inside an otherwise float64 computation, as on torch).
+    Decided once per KerasStep by a probe: one step from seeded weights and data that are not exact in
+    float32 (full 53-bit mantissas), then the optimizer reset. Never from the values being checked,
+    which may happen to be exact in float32 (small integers, dyadic fractions).
     """
-    if requested == "float32":
+    if dtype == "float32":
         return "float32"
-    values = np.concatenate([np.ravel(a) for a in ref["activations"] + ref["grads"]])
-    if np.array_equal(values.astype(np.float32).astype(np.float64), values):
-        return "float32"
-    W, b = ref["weights_in"][0], ref["weights_in"][1]
-    u = tolerance.UNIT_ROUNDOFF["float64"]
-    bound = 2 * tolerance.gamma(W.shape[1] + 1, u) * (np.abs(X) @ np.abs(W).T + np.abs(b))
-    return "float32" if np.any(np.abs(ref["zs"][0] - (X @ W.T + b)) > bound) else "float64"
+    if getattr(keras_step, "computed_dtype", None) is None:
+        from numpy_impl.init import glorot_uniform
+        sizes = spec["sizes"]
+        weights = glorot_uniform(sizes, seed=1)
+        weights[1::2] = [np.random.default_rng(2).uniform(-0.5, 0.5, len(b)) for b in weights[1::2]]
+        X, y = data.random_data(sizes[0], sizes[-1], spec["loss"], seed=3, rows=rows)
+        out = keras_step.step(weights, X, y)
+        keras_step.reset(spec["learning_rate"])
+        keras_step.computed_dtype = "float32" if float32_evidence(out, weights, X, spec["activations"]) else "float64"
+    return keras_step.computed_dtype
+
+
+def float32_evidence(out, weights, X, activations):
+    """Whether a step computed from float64 `weights` and `X` (not exact in float32) shows float32
+    arithmetic: Keras changed the weights it loaded, a tensor of its outputs or gradients is exact in
+    float32, a layer's pre-activation is further from a_prev·Wᵀ + b than float64 rounding allows, or
+    its output further from f(z) than float64's transcendental error allows."""
+    from numpy_impl import ops
+    if any(not np.array_equal(w, k) for w, k in zip(weights, out["weights_in"])):
+        return True
+    for t in out["activations"] + out["grads"]:
+        nonzero = t[t != 0]
+        if nonzero.size > 1 and np.array_equal(nonzero.astype(np.float32).astype(np.float64), nonzero):
+            return True
+    u, a_prev = tolerance.UNIT_ROUNDOFF["float64"], X
+    for W, b, z, a, name in zip(weights[0::2], weights[1::2], out["zs"], out["activations"], activations):
+        bound = 2 * tolerance.gamma(W.shape[1] + 1, u) * (np.abs(a_prev) @ np.abs(W).T + np.abs(b))
+        if np.any(np.abs(z - (a_prev @ W.T + b)) > bound):
+            return True
+        k = a.shape[-1] + 4 if name == "softmax" else 1
+        if np.any(np.abs(a - ops.ACTIVATIONS[name][0](z)) > 2 * k * tolerance.TRANSCENDENTAL * u * np.abs(a)):
+            return True
+        a_prev = a
+    return False
 
 
 def use_backend(backend):

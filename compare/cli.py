@@ -6,8 +6,9 @@ import sys
 
 from .errors import InputError
 
-EPILOG = """exit status: 0 when numpy and Keras agree at every step, 1 on a mismatch,
-2 on bad usage or bad input (one line on stderr).
+EPILOG = """exit status: 0 when numpy and Keras agree at every step asked for, 1 on a mismatch,
+2 on bad usage or bad input (one line on stderr), 3 when they agree on every step compared but
+fewer steps were compared than asked (free-running past its drift limit), 130 on Ctrl-C.
 
 subcommands (python -m compare SUBCOMMAND --help):
   record       save the Keras side's trajectory to a golden .npz file
@@ -217,7 +218,15 @@ def _run(args):
         write_junit(args.junit, result)
     if args.json:
         report.write_json(args.json, result)
-    return 0 if result["ok"] else 1
+    return exit_code(result)
+
+
+EXIT_CODES = {"ok": 0, "mismatch": 1, "incomplete": 3}
+
+
+def exit_code(report):
+    """0 every step asked for compared and agreeing, 1 a mismatch, 3 agreeing but fewer steps compared than asked."""
+    return EXIT_CODES[report["verdict"]]
 
 
 def _progress_bar(after_s=2.0):

@@ -18,7 +18,7 @@ FORMAT = "numpy-keras-compare golden trajectory v1"
 def record(network, X, y, steps, batch_size=None, seed=0, dtype="float64", backend=None):
     """Run Keras alone from `network`'s initial weights for `steps` steps; return the arrays to save."""
     from . import data, protocol
-    from .check import _device, _keras_step, _versions, batches, computed_dtype, use_backend
+    from .check import _device, _keras_step, _versions, batches, computed_precision, use_backend
     backend = use_backend(backend)
     X, y, notes = data.checked(X, y)
     spec = protocol.describe(network, X.shape[1], y.shape[1])
@@ -27,11 +27,10 @@ def record(network, X, y, steps, batch_size=None, seed=0, dtype="float64", backe
     weights = protocol.weights_of(network, len(spec["activations"]))
     schedule = batches(X.shape[0], batch_size, seed)
     per_step = {"rows": [], "loss": [], "grads": [], "weights": [], "zs": [], "activations": []}
-    computed = None
+    computed = computed_precision(keras_step, spec, dtype, min(batch_size, X.shape[0]))
     for _ in range(steps):
         _, rows = next(schedule)
         out = keras_step.step(weights, X[rows], y[rows])
-        computed = computed or computed_dtype(out, X[rows], dtype)
         per_step["rows"].append(rows)
         per_step["loss"].append(out["loss"])
         per_step["grads"].append(out["grads"])
@@ -92,6 +91,7 @@ class GoldenReference:
     def __init__(self, path):
         self.files, self.config, self.versions = load(path)
         self.backend = self.config["backend"]
+        self.computed_dtype = self.config["computed_dtype"]
         self.device = self.config.get("device", "recorded")
         self.t = 0
 

@@ -1,5 +1,5 @@
 """The subcommands record, check, diff and walkthrough of python -m compare."""
-from .cli import _Parser, _positive_int, _shape_hint, builtin_network, parser, writable
+from .cli import _Parser, _positive_int, _shape_hint, builtin_network, exit_code, parser, writable
 
 
 def record(argv):
@@ -57,7 +57,7 @@ def check(argv):
         write_junit(args.junit, result)
     if args.json:
         report.write_json(args.json, result)
-    return 0 if result["ok"] else 1
+    return exit_code(result)
 
 
 def diff(argv):

@@ -37,7 +37,7 @@ def write_plot(path, report):
         top.set_yscale("log")
     top.legend(loc="upper right")
     net = report["network"]
-    verdict = "agree" if report["ok"] else "MISMATCH"
+    verdict = "agree" if report["ok"] else ("INCOMPLETE" if report.get("verdict") == "incomplete" else "MISMATCH")
     top.set_title(f"numpy vs Keras: {'-'.join(map(str, net['layers']))} [{', '.join(net['activations'])}], "
                   f"{net['loss']}, {net['optimizer']} lr {net['learning_rate']:g}, {report['backend']} "
                   f"{report['computed_dtype']}: {verdict}", fontsize=11)

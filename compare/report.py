@@ -70,8 +70,20 @@ def render(report, console):
     if report.get("referee"):
         for line in referee_lines(report["referee"]):
             console.print(line, markup=False, highlight=False)
-    console.print("verdict: " + ("[green]OK: numpy and Keras agree at every step checked[/green]" if report["ok"]
-                                 else "[bold red]FAIL: numpy and Keras disagree[/bold red]"), highlight=False)
+    console.print("verdict: " + verdict_text(report, markup=True), highlight=False)
+
+
+def verdict_text(report, markup=False):
+    """The verdict line: OK only when every step asked for was compared and agreed."""
+    colour = "green" if report["ok"] else "bold red"
+    if report["ok"]:
+        text = f"OK: numpy and Keras agree at every step checked ({report['steps_checked']} of {report['steps_requested']})"
+    elif report.get("verdict") == "incomplete":
+        text = (f"INCOMPLETE: numpy and Keras agree on the {report['steps_checked']} steps compared, but "
+                f"{report['steps_requested']} were asked for; the rest were not compared (see the notes)")
+    else:
+        text = "FAIL: numpy and Keras disagree"
+    return f"[{colour}]{text}[/{colour}]" if markup else text
 
 
 VERDICTS = {"numpy": "the numpy side is wrong", "keras": "Keras is wrong", "both": "both sides are wrong",

@@ -279,7 +279,7 @@ def test_float32_guide_check(capsys):
     (["--loss-config", "[1, 2]"], ["--loss-config", "JSON object"]),
     (["--optimizer-config", '{"learning_rate": 0.1}'], ["unknown option 'learning_rate'", "learning_rate"]),
     (["--optimizer", "adam", "--optimizer-config", '{"momentum": 0.9}'], ["unknown option 'momentum'", "beta_1"]),
-    (["--optimizer", "sgd", "--optimizer-config", '{"momentum": 2}'], ["Keras refused", "momentum"]),
+    (["--optimizer", "sgd", "--optimizer-config", '{"momentum": 2}'], ["'momentum'", "in [0, 1]", "received 2"]),
     (["--loss", "binary_crossentropy", "--loss-config", '{"from_logits": "yes"}'], ["from_logits", "bool"]),
     (["--learning-rate", "0"], ["--learning-rate", "received '0'"]),
     (["--learning-rate", "nan"], ["--learning-rate", "received 'nan'"]),

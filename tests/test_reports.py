@@ -57,10 +57,11 @@ def test_plot_is_a_png_for_an_agreeing_and_a_failing_run(tmp_path, capsys):
 def test_junit_has_a_testcase_per_quantity_and_the_failure_report(tmp_path, capsys):
     assert main(["--impl", "numpy_impl:guide_as_written", "--junit", str(tmp_path / "r.xml"), "-q"]) == 1
     suite = ET.parse(tmp_path / "r.xml").getroot()
-    assert suite.tag == "testsuite" and suite.get("tests") == "4" and suite.get("failures") == "1"
+    # a testcase per quantity, and one for "every step asked for was compared"
+    assert suite.tag == "testsuite" and suite.get("tests") == "5" and suite.get("failures") == "1"
     cases = suite.findall("testcase")
     failures = [c for c in cases if c.find("failure") is not None]
-    assert len(cases) == 4 and len(failures) == 1 and failures[0].get("name").startswith("gradient")
+    assert len(cases) == 5 and len(failures) == 1 and failures[0].get("name").startswith("gradient")
     assert "MISMATCH at step 0" in failures[0].find("failure").text
     assert main(["--junit", str(tmp_path / "ok.xml"), "-q"]) == 0
     assert ET.parse(tmp_path / "ok.xml").getroot().get("failures") == "0"
