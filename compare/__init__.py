@@ -1,6 +1,12 @@
-"""Step a numpy network and Keras through training and check that they agree at every step."""
+"""Step a numpy network and Keras through training and check that they agree at every step.
+
+Importing compare changes nothing in the process: `tune_process()` is an explicit call, which python -m
+compare makes for the process that runs the check (compare/supervise.py). TensorFlow loads only where
+Keras runs.
+"""
 import os
-import sys
+
+__all__ = ["InputError", "assert_matches_keras", "check", "tune_process"]
 
 
 def tune_process():
@@ -9,8 +15,8 @@ def tune_process():
     with the 784-512-512-10 network (README, Performance):
 
     - OPENBLAS_THREAD_TIMEOUT=4: after each call OpenBLAS's threads spin for 2^28 cycles and take a
-      core from TensorFlow; 4 lets them sleep at once. It is read when numpy loads OpenBLAS (importing
-      compare does), so in your own process export it before Python starts.
+      core from TensorFlow; 4 lets them sleep at once. It is read when numpy loads OpenBLAS, so in
+      your own process export it before Python starts.
     - glibc's malloc keeps freed blocks up to 32 MiB and up to 256 MiB of free heap (mallopt
       M_MMAP_THRESHOLD, M_TRIM_THRESHOLD) instead of handing them back to the system: otherwise each
       step's large temporaries are mapped afresh, 800–1,600 page faults a step on 784-512-512-10
@@ -27,11 +33,6 @@ def tune_process():
     mallopt(-1, 256 * 2 ** 20)  # M_TRIM_THRESHOLD
 
 
-if sys.argv[:1] == ["-m"] or os.path.basename(sys.argv[0] if sys.argv else "") == "numpy-keras-compare":
-    tune_process()
-
-from .assertions import assert_matches_keras
-from .check import check
-from .errors import InputError
-
-__all__ = ["InputError", "assert_matches_keras", "check"]
+from .assertions import assert_matches_keras  # noqa: E402
+from .check import check  # noqa: E402
+from .errors import InputError  # noqa: E402

@@ -2,6 +2,7 @@
 import argparse
 import json
 import math
+import os
 import sys
 
 from .errors import InputError
@@ -125,7 +126,8 @@ def parser(prog="python -m compare", record=False):
                      help="let each side train on its own and report the drift (default: Keras steps from "
                           "the numpy side's weights at every step)")
     out = p.add_argument_group("output")
-    out.add_argument("--json", metavar="PATH", help="write the report as JSON to PATH")
+    out.add_argument("--json", metavar="PATH", help="write the report as JSON to PATH ('-': standard output, "
+                                                     "with the text report on standard error)")
     out.add_argument("--plot", metavar="PATH.png", help="write a PNG: both loss curves, and the largest difference "
                                                         "per step per quantity against its tolerance")
     out.add_argument("--junit", metavar="PATH.xml", help="write JUnit XML for CI systems")
@@ -138,10 +140,21 @@ gradients per step, with the config and the versions) for `python -m compare che
 
 
 def main(argv=None):
+    """The command line. Called without argv (python -m compare, the console script), it tunes its own
+    process (compare.tune_process) and runs the check in a supervised child (compare/supervise.py), so
+    that however the network's code ends the process, the exit status never says OK for a check that
+    did not finish. Called with argv (tests, a user's script), it runs in place."""
+    if argv is None:
+        from . import supervise, tune_process
+        tune_process()
+        return supervise.supervised(lambda: _main(sys.argv[1:]), sys.argv[1:])
+    return _main(list(argv))
+
+
+def _main(argv):
     for stream in (sys.stdout, sys.stderr):  # '−' and '×' must not crash a non-UTF-8 terminal
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="replace")
-    argv = sys.argv[1:] if argv is None else list(argv)
     try:
         if argv and argv[0] in SUBCOMMANDS:
             from . import golden_cli
@@ -153,6 +166,37 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("python -m compare: interrupted", file=sys.stderr)
         return 130
+    except MemoryError:
+        print("python -m compare: error: ran out of memory (a smaller network, batch or chunk of data "
+              "would fit)", file=sys.stderr)
+        return 2
+    except BaseException as exc:  # noqa: B036 - sorted below: the user's code, or a bug of ours
+        where = user_frame(exc)
+        if where is None:
+            raise
+        from .protocol import _text
+        kind = f"called sys.exit({exc.code!r})" if isinstance(exc, SystemExit) else \
+            f"raised {type(exc).__name__}: {_text(exc)}"
+        print(f"python -m compare: error: the network's code ({where}) {kind}", file=sys.stderr)
+        return 2
+
+
+def user_frame(exc):
+    """'file:line' of the innermost frame of `exc`'s traceback that is the user's code (outside this
+    project's packages, the standard library and installed packages), or None: then it is ours."""
+    import importlib.util
+    import sysconfig
+    ours = [os.path.abspath(p) for name in ("compare", "numpy_impl", "keras_impl")
+            for p in (importlib.util.find_spec(name).submodule_search_locations or [])]
+    libraries = {os.path.abspath(sysconfig.get_paths()[k]) for k in ("stdlib", "platstdlib", "purelib", "platlib")}
+    found, tb = None, exc.__traceback__
+    while tb is not None:
+        name = tb.tb_frame.f_code.co_filename
+        path = os.path.abspath(name)
+        if not name.startswith("<") and not any(path.startswith(d + os.sep) for d in [*ours, *libraries]):
+            found = f"{os.path.relpath(path)}:{tb.tb_lineno}"
+        tb = tb.tb_next
+    return found
 
 
 SUBCOMMANDS = ("record", "check", "diff", "walkthrough")
@@ -166,6 +210,7 @@ def builtin_network(args):
     if len(activations) != len(sizes) - 1:
         raise InputError(f"--activations needs one name per non-input layer ({len(sizes) - 1} for --layers "
                          f"{','.join(map(str, sizes))}); received {len(activations)}: {','.join(activations)}")
+    refuse_too_large(sizes)
     init = args.init or ("guide" if sizes == [3, 2, 1] else "glorot")
     if init == "guide" and sizes != [3, 2, 1]:
         raise InputError(f"--init guide needs --layers 3,2,1; received {','.join(map(str, sizes))}")
@@ -178,6 +223,36 @@ def builtin_network(args):
                                   optimizer=optimizer, optimizer_config=args.optimizer_config, dtype=args.dtype)
     except (ValueError, TypeError) as exc:
         raise InputError(str(exc)) from None
+
+
+# Copies of the parameters a check holds at once: both sides' weights, gradients and updated weights,
+# the optimizer states, the tolerances and Keras's variables, its step's inputs and outputs.
+COPIES = 24
+
+
+def refuse_too_large(sizes):
+    """An InputError, before anything is allocated, when a network of these widths cannot fit in memory."""
+    parameters = sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:]))
+    need, have = COPIES * 8 * parameters, _memory_available()
+    if have is not None and need > have:
+        raise InputError(f"--layers {','.join(map(str, sizes))} has {parameters:,} parameters; checking it needs "
+                         f"about {need / 2 ** 30:,.1f} GiB ({COPIES} float64 copies), and this machine has "
+                         f"{have / 2 ** 30:,.1f} GiB available")
+
+
+def _memory_available():
+    """Bytes of memory available (MemAvailable, else all physical memory), or None where unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
 
 
 def _run(args):
@@ -196,7 +271,7 @@ def _run(args):
     else:
         network = builtin_network(args)
     shape_hint = _shape_hint(network) if args.data == "random" else (None, None)
-    X, y = data.load(args.data, *shape_hint, loss=getattr(network, "loss", "mse"), seed=args.seed)
+    X, y = data.load(args.data, *shape_hint, loss=protocol.attribute(network, "loss", "mse"), seed=args.seed)
     from .check import check
     update, close = _progress_bar()
     try:
@@ -205,11 +280,13 @@ def _run(args):
                        backend=backend, history=bool(args.plot or args.junit), progress=update)
     finally:
         close()
+    # With an output on standard output ("-"), the text report goes to standard error.
+    text = sys.stderr if "-" in (args.json, args.junit, args.plot) else sys.stdout
     if args.quiet:
-        print(report.summary(result).splitlines()[-1])
+        print(report.summary(result).splitlines()[-1], file=text)
     else:
         from rich.console import Console
-        report.render(result, Console(soft_wrap=True))
+        report.render(result, Console(soft_wrap=True, file=text))
     if args.plot:
         from .plot import write_plot
         write_plot(args.plot, result)

@@ -1,6 +1,9 @@
 """The report: a readable summary for the terminal and JSON written atomically."""
+import errno
 import json
 import os
+import stat
+import sys
 import tempfile
 
 QUANTITIES = ("weights", "forward", "loss", "gradient")
@@ -120,11 +123,19 @@ def _named(name, config):
 
 
 def ensure_writable(path):
-    """Fail before any work if `path` cannot be written: its folder must exist and accept a file."""
-    folder = os.path.dirname(os.path.abspath(path)) or "."
+    """Fail before any work if `path` cannot be written: "-" (standard output) always can; a link is
+    followed to what it points at; a terminal, pipe or other device must accept writes; a folder never
+    can; otherwise the folder of the (final) path must exist and accept a new file."""
+    if path == "-":
+        return
     if os.path.isdir(path):
         raise OSError(f"{path} is a folder")
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".compare-", suffix=".tmp")
+    if _device(path):
+        if not os.access(path, os.W_OK):
+            raise PermissionError(errno.EACCES, f"{path} is not writable")
+        return
+    target = os.path.realpath(path)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target), prefix=".compare-", suffix=".tmp")
     os.close(fd)
     os.remove(tmp)
 
@@ -145,20 +156,61 @@ def _finite(value):
 
 
 def atomic_write(path, write, suffix=".tmp"):
-    """Call write(temporary_path) beside `path`, then rename it onto `path`: never a half-written file.
+    """Write an output file: `write` is the text, or a function that writes to a binary file object.
 
-    `write` may also be the text to write.
+    - "-": standard output.
+    - A link is followed: what it points at is written, the link stays.
+    - A terminal, pipe or other device (anything that exists and is not a regular file or a folder) is
+      written through, never replaced.
+    - Otherwise a temporary file beside the target is written, given the target's mode (a new file:
+      0666 less the umask, as open() would), and renamed onto it: never a half-written file.
+    In a supervised child (python -m compare) each file is announced, so that a Ctrl-C leaves none.
     """
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".compare-", suffix=suffix)
-    os.close(fd)
+    from .supervise import announce
+    data = write.encode() if isinstance(write, str) else None
+    if path == "-":
+        sys.stdout.flush()
+        _emit(sys.stdout.buffer, write, data)
+        sys.stdout.buffer.flush()
+        return
+    if _device(path):
+        with open(path, "wb") as f:
+            _emit(f, write, data)
+        return
+    target = os.path.realpath(path)
+    mode = stat.S_IMODE(os.stat(target).st_mode) if os.path.exists(target) else 0o666 & ~_umask()
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target), prefix=".compare-", suffix=suffix)
+    announce("tmp", tmp)
     try:
-        if isinstance(write, str):
-            with open(tmp, "w") as f:
-                f.write(write)
-        else:
-            write(tmp)
-        os.replace(tmp, path)
+        with os.fdopen(fd, "wb") as f:
+            _emit(f, write, data)
+        os.chmod(tmp, mode)
+        os.replace(tmp, target)
+        announce("wrote", target)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def _device(path):
+    """Whether `path` (links followed) exists and is neither a regular file nor a folder: a terminal, a
+    pipe (/dev/stdout), a socket or another device, written through and never replaced."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
+def _emit(f, write, data):
+    if data is not None:
+        f.write(data)
+    else:
+        write(f)
+
+
+def _umask():
+    """The process's umask (reading it means setting it: set it straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
