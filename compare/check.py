@@ -206,11 +206,11 @@ class _Run:
             what = "forward"
             shapes = [(len(rows), n) for n in self.spec["sizes"][1:]]
             record["forward"] = _copies(protocol.checked_list(
-                protocol.call_on_inputs("network.forward(X)", self.network.forward, batch(X)), shapes,
+                protocol.call("network.forward(X)", self.network.forward, batch(X)), shapes,
                 "network.forward(X)"))
             what = "grads"
             loss, grads = protocol.checked_gradients(
-                protocol.call_on_inputs("network.gradients(X, y)", self.network.gradients, batch(X), batch(y)),
+                protocol.call("network.gradients(X, y)", self.network.gradients, batch(X), batch(y)),
                 self.shapes)
             record["loss"], record["grads"] = loss, _copies(grads)
             what = "updated"
@@ -557,7 +557,7 @@ def _referee(name, at, spec, keras_step, u, seed, mismatch, backend, u_numpy, lo
         y_used = smooth_labels(at["y"], spec["loss"], spec["loss_config"].get("label_smoothing", 0.0))
         args = {k: v for k, v in loss_args.items() if k != "x_error"}
         tol_numpy = tolerance.step_tolerances(at["weights"], spec["activations"], at["X"], y_used, ref["zs"],
-                                              ref["activations"], u_numpy, None, **args)
+                                              ref["activations"], u_numpy, None, mine=mine.get("forward"), **args)
         if "updated" in tol:  # refereed only from a known (initial) optimizer state: a fresh tracker is exact
             tol_numpy["updated"] = UpdateTolerance(spec["optimizer"], spec["optimizer_config"], spec["learning_rate"],
                                                    u_numpy).step(at["weights"], ref["grads"], tol_numpy["grads"],

@@ -28,6 +28,8 @@ def load_factory(spec):
         module = call("import", importlib.import_module, module_name)
     except InputError as exc:  # the user's module: any way its import fails is their input
         reason = str(exc).removeprefix("import raised ").removeprefix("import ")
+        if reason.startswith("called sys.exit"):
+            reason = reason.split(";")[0] + " while being imported (guard it: if __name__ == '__main__': ...)"
         raise InputError(f"cannot import module {module_name!r} from --impl {spec!r}: {reason}") from None
     factory = module
     for part in attr.split("."):
@@ -51,7 +53,14 @@ def call(what, fn, *args):
     except (InputError, KeyboardInterrupt):
         raise
     except SystemExit as exc:
-        raise InputError(f"{what} called sys.exit({exc.code!r}); a network must return, not end the process") from None
+        raise InputError(f"{what} called sys.exit({exc.code!r}); the check needs it to return, not to end the "
+                         "process") from None
+    except ValueError as exc:
+        if "read-only" in _text(exc):  # the arrays the check hands out are the only read-only ones
+            raise InputError(f"{what} wrote to its input ({_text(exc)}): the arrays the check passes are "
+                             "read-only, so that no network can change the data behind the check's back; copy "
+                             "one before changing it (X = X.copy())") from None
+        raise InputError(f"{what} raised ValueError: {_text(exc)}") from None
     except MemoryError:
         raise InputError(f"{what} ran out of memory") from None
     except BaseException as exc:  # noqa: B036 - the user's code, whatever it raises
@@ -75,20 +84,9 @@ def attribute(obj, name, default, what="the network"):
 
 def read_only(array):
     """`array` marked read-only: what the check hands to the network it cannot change behind the check's
-    back. A network that writes to it raises, and `call` reports that as a protocol error."""
+    back. A network that writes to it raises, and `call` names that as writing to its input."""
     array.flags.writeable = False
     return array
-
-
-def call_on_inputs(what, fn, *args):
-    """`call` for a method given the check's read-only arrays; a write to them is named as such."""
-    try:
-        return call(what, fn, *args)
-    except InputError as exc:
-        if "read-only" in str(exc):
-            raise InputError(f"{what} wrote to an array the check gave it ({exc}); the check's inputs are "
-                             "read-only: copy one before changing it (X = X.copy())") from None
-        raise
 
 
 def as_float_array(value, what):

@@ -207,8 +207,9 @@ def nonfinite_stop(where, m, k, finite_m, finite_k):
     other = k[i] if side == "numpy" else m[i]
     mismatch = dict(where, index=list(i), numpy=_num(m[i]), keras=_num(k[i]), abs_diff=_num(abs(m[i] - k[i])),
                     rel_diff=None, tolerance=None, mismatched=int(np.sum(bad)), elements=int(m.size))
-    text = (f"{side} produced {value} first, at {place}; "
-            f"the {'Keras' if side == 'numpy' else 'numpy'} value there is {other}")
+    text = (f"{'the numpy side' if side == 'numpy' else 'Keras'} alone produced {value} first, at {place}, where "
+            f"{'Keras' if side == 'numpy' else 'the numpy side'} has {other}: the non-finite values start on the "
+            f"{side} side only, so it is not training that diverged")
     return Stop(mismatch=mismatch, nonfinite=nonfinite, diagnosis=text)
 
 

@@ -36,7 +36,6 @@ def run(network, X, y, epochs=100):
     model.set_weights(keras_impl.to_keras(weights))
     step = keras_impl.KerasStep(keras_impl.build_model(spec["sizes"], spec["activations"]), spec["learning_rate"])
     ref = step.step(weights, X, y)
-    tol = tolerance.step_tolerances(weights, spec["activations"], X, y, ref["zs"], ref["activations"], u)
 
     def worst(mine, theirs, tols):
         diffs = [np.abs(np.asarray(m, float) - np.asarray(k, float)) for m, k in zip(mine, theirs)]
@@ -46,23 +45,30 @@ def run(network, X, y, epochs=100):
         return float(diffs[i][j]), float(t), bool(all(np.all(d <= np.broadcast_to(s, d.shape))
                                                        for d, s in zip(diffs, tols)))
 
-    forward = protocol.checked_list(network.forward(X), [a.shape for a in ref["activations"]], "network.forward(X)")
+    call = protocol.call
+    forward = protocol.checked_list(call("network.forward(X)", network.forward, protocol.read_only(X.copy())),
+                                    [a.shape for a in ref["activations"]], "network.forward(X)")
+    tol = tolerance.step_tolerances(weights, spec["activations"], X, y, ref["zs"], ref["activations"], u, mine=forward)
     yield (*STAGES[0], *worst([forward[-1]], [np.asarray(model(X))], [tol["forward"][-1]]))
-    loss, grads = protocol.checked_gradients(network.gradients(X, y), [w.shape for w in weights])
+    loss, grads = protocol.checked_gradients(call("network.gradients(X, y)", network.gradients,
+                                                  protocol.read_only(X.copy()), protocol.read_only(y.copy())),
+                                             [w.shape for w in weights])
     keras_loss = float(keras.losses.MeanSquaredError()(y, model(X))) if spec["loss"] == "mse" else ref["loss"]
     yield (*STAGES[1], *worst([loss], [keras_loss], [tol["loss"]]))
     with tf.GradientTape() as tape:
         value = step.loss_fn(y, model(X))
     tape_grads = keras_impl.from_keras([g.numpy() for g in tape.gradient(value, model.trainable_variables)])
     yield (*STAGES[2], *worst(grads, tape_grads, tol["grads"]))
-    network.apply_gradients(grads)
+    call("network.apply_gradients(grads)", network.apply_gradients, grads)
     after = protocol.weights_of(network, len(spec["activations"]))
     from .update_tolerance import UpdateTolerance
     update_tol = UpdateTolerance(spec["optimizer"], spec["optimizer_config"], spec["learning_rate"], u).step(
         weights, ref["grads"], tol["grads"], ref["weights_out"], spec["learning_rate"])
     yield (*STAGES[3], *worst(after, ref["weights_out"], update_tol))
     for _ in range(epochs - 1):
-        network.apply_gradients(network.gradients(X, y)[1])
+        _, grads = protocol.checked_gradients(call("network.gradients(X, y)", network.gradients, protocol.read_only(
+            X.copy()), protocol.read_only(y.copy())), [w.shape for w in weights])
+        call("network.apply_gradients(grads)", network.apply_gradients, grads)
     model.compile(optimizer=step.optimizer.__class__(learning_rate=spec["learning_rate"],
                                                      **spec["optimizer_config"]), loss=step.loss_fn)
     model.fit(X, y, batch_size=len(X), epochs=epochs, shuffle=False, verbose=0)

@@ -336,7 +336,7 @@ def test_a_nan_gradient_from_a_plugin_is_a_mismatch_exit_1(capsys, plugin, tmp_p
     code, out, _ = run_main(capsys, "--impl", f"{name}:make", "--json", str(tmp_path / "r.json"))
     report = json.loads((tmp_path / "r.json").read_text())
     assert code == 1 and report["nonfinite"]["side"] == "numpy" and report["nonfinite"]["step"] == 3
-    assert "numpy produced nan first, at step 3, gradient dW0[0, 0]" in out
+    assert "the numpy side alone produced nan first, at step 3, gradient dW0[0, 0]" in out
 
 
 def test_training_that_explodes_on_both_sides_is_stated_plainly(capsys, tmp_path):

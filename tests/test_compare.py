@@ -121,7 +121,7 @@ def test_a_nan_gradient_from_numpy_is_a_mismatch_naming_side_and_step():
     assert report["nonfinite"] == {"step": 2, "quantity": "gradient", "name": "db1", "side": "numpy",
                                    "index": [0], "value": "nan"}
     assert report["first_mismatch"]["numpy"] == "nan"
-    assert report["diagnosis"].startswith("numpy produced nan first, at step 2, gradient db1[0]")
+    assert report["diagnosis"].startswith("the numpy side alone produced nan first, at step 2, gradient db1[0]")
     json.dumps(report, allow_nan=False)
 
 
