@@ -71,6 +71,7 @@ def check(network, X, y, steps=None, epochs=None, batch_size=None, seed=0, free_
     protocol.read_only(X), protocol.read_only(y)  # the check's own copies; the network gets copies of batches
     spec = protocol.describe(network, X.shape[1], y.shape[1])
     if reference:
+        reference.verify(spec)  # a file recorded for another network: InputError naming the field
         steps, batch_size = steps or reference.config["steps"], reference.config["batch_size"]
         if steps > reference.config["steps"]:
             raise InputError(f"the golden file holds {reference.config['steps']} steps; received steps={steps}")
@@ -91,6 +92,8 @@ def check(network, X, y, steps=None, epochs=None, batch_size=None, seed=0, free_
             raise InputError(f"--referee exact handles up to {MAX_PARAMETERS} parameters; this network has "
                              f"{params}: use --referee finite_differences")
     notes += keras_notes.for_spec(spec, dtype, backend)
+    if reference:
+        notes += reference.notes  # a v1 file: edits to it cannot be detected
     keras_step = reference or _keras_step(spec, dtype)
     if reference:
         reference.reset(spec["learning_rate"])

@@ -43,6 +43,8 @@ def check(argv):
     spec = reference.config["spec"]
     if args.impl:
         network = protocol.load_factory(args.impl)
+        # the network's own widths, so that a file of other sizes is named as such, not as an X/y mismatch
+        reference.verify(protocol.describe(network, *_shape_hint(network)))
     else:
         from numpy_impl import Network
         weights = [reference.files[f"w{i}"][0] for i in range(2 * len(spec["activations"]))]
@@ -69,16 +71,18 @@ def diff(argv):
     p.add_argument("b", metavar="B.npz")
     args = p.parse_args(argv)
     result = golden.diff(args.a, args.b)
-    va, vb = result["versions"]["a"], result["versions"]["b"]
-    print(f"A: {args.a} ({', '.join(f'{k} {v}' for k, v in va.items())})")
-    print(f"B: {args.b} ({', '.join(f'{k} {v}' for k, v in vb.items())})")
-    print(f"  {'quantity':<10}{'largest |A − B|':>18}{'largest relative':>18}  in")
+    for side, path in (("a", args.a), ("b", args.b)):
+        versions, env = result["versions"][side], result["environment"][side]
+        print(f"{side.upper()}: {path} ({', '.join(f'{k} {v}' for k, v in versions.items())}; {env['backend']} on "
+              f"{env['device']}, computed in {env['computed_dtype']})")
+    print(f"  {'quantity':<16}{'largest |A − B|':>18}{'largest relative':>18}  in")
     for q, m in result["moved"].items():
-        print(f"  {q:<10}{m['max_abs']:>18.3g}{m['max_rel']:>18.3g}  {m['name'] or '-'}")
+        print(f"  {q:<16}{m['max_abs']:>18.3g}{m['max_rel']:>18.3g}  {m['name'] or '-'}")
     if result["identical"]:
-        print(f"identical: all {result['steps']} steps are bit for bit the same")
+        print(f"identical: all {result['steps']} steps are bit for bit the same (every array of the trajectory)")
         return 0
-    print(f"moved: the trajectories first differ at step {result['first_changed_step']} of {result['steps']}")
+    print(f"moved: the trajectories first differ at step {result['first_changed_step']} of {result['steps']}; "
+          f"changed: {', '.join(result['changed'])}")
     return 1
 
 
