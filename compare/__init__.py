@@ -1,8 +1,9 @@
 """Step a numpy network and Keras through training and check that they agree at every step.
 
-Importing compare changes nothing in the process: `tune_process()` is an explicit call, which python -m
-compare makes for the process that runs the check (compare/supervise.py). TensorFlow loads only where
-Keras runs.
+Importing compare changes nothing in the process and loads nothing heavy: `check`,
+`assert_matches_keras` and `InputError` load when first used, `tune_process()` is an explicit call,
+which python -m compare makes for the process that runs the check (compare/supervise.py), and
+TensorFlow loads only where Keras runs.
 """
 import os
 
@@ -33,6 +34,16 @@ def tune_process():
     mallopt(-1, 256 * 2 ** 20)  # M_TRIM_THRESHOLD
 
 
-from .assertions import assert_matches_keras  # noqa: E402
-from .check import check  # noqa: E402
-from .errors import InputError  # noqa: E402
+def __getattr__(name):
+    """check, assert_matches_keras and InputError, imported when first asked for (PEP 562): importing
+    compare loads neither numpy nor Keras, so python -m compare's supervising process starts at once."""
+    if name == "check":
+        from .checking import check
+        return check
+    if name == "assert_matches_keras":
+        from .assertions import assert_matches_keras
+        return assert_matches_keras
+    if name == "InputError":
+        from .errors import InputError
+        return InputError
+    raise AttributeError(f"module 'compare' has no attribute {name!r}")

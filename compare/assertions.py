@@ -1,5 +1,5 @@
 """assert_matches_keras: the check as an assertion for a user's own test suite."""
-from .check import check
+from .checking import check
 
 
 def assert_matches_keras(network, X, y, steps=100, **options):

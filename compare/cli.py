@@ -257,7 +257,7 @@ def _memory_available():
 
 def _run(args):
     from . import data, protocol, report
-    from .check import use_backend
+    from .checking import use_backend
     backend = use_backend(args.backend)
     for option in ("json", "plot", "junit"):
         if getattr(args, option):
@@ -272,7 +272,7 @@ def _run(args):
         network = builtin_network(args)
     shape_hint = _shape_hint(network) if args.data == "random" else (None, None)
     X, y = data.load(args.data, *shape_hint, loss=protocol.attribute(network, "loss", "mse"), seed=args.seed)
-    from .check import check
+    from .checking import check
     update, close = _progress_bar()
     try:
         result = check(network, X, y, steps=args.steps, epochs=args.epochs, batch_size=args.batch_size,

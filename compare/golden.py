@@ -37,7 +37,7 @@ SPEC_FIELDS = ("sizes", "activations", "loss", "loss_config", "optimizer", "opti
 CONFIG_KEYS = ("spec", "dtype", "backend", "computed_dtype", "steps", "batch_size", "seed", "notes", "device")
 LOSS_DEFAULTS = {"from_logits": False, "label_smoothing": 0.0}
 # Values per vectorised group of steps in the consistency checks: a step holds its parameters and its
-# batch's values of every layer; 2**19 of them are 4 MiB of float64 per stacked array (compare.check
+# batch's values of every layer; 2**19 of them are 4 MiB of float64 per stacked array (compare.checking
 # budgets its chunks the same way: 8 copies in 32 MiB).
 GROUP_VALUES = 2 ** 19
 
@@ -45,7 +45,7 @@ GROUP_VALUES = 2 ** 19
 def record(network, X, y, steps, batch_size=None, seed=0, dtype="float64", backend=None):
     """Run Keras alone from `network`'s initial weights for `steps` steps; return the arrays to save."""
     from . import data, protocol
-    from .check import _device, _keras_step, _versions, batches, computed_precision, use_backend
+    from .checking import _device, _keras_step, _versions, batches, computed_precision, use_backend
     backend = use_backend(backend)
     X, y, notes = data.checked(X, y)
     spec = protocol.describe(network, X.shape[1], y.shape[1])
@@ -214,7 +214,7 @@ def _damaged(path, detail):
 def _config(files, path):
     """The config and versions (JSON objects), every field checked for presence, type and range."""
     from . import protocol
-    from .check import BACKENDS, DTYPES
+    from .checking import BACKENDS, DTYPES
     parsed = {}
     for key in ("config", "versions"):
         text = _text(files.get(key))
@@ -540,7 +540,7 @@ def step_problem(files, config):
     recomputation from the step's recorded weights, its rows of X and y, and the values recorded before
     it (recompute), or None. The bounds: dense_bound, activation_bound, loss_bound, and for the gradients
     tolerance.step_tolerances, with Keras's rounding of X and the weights to float32 where it computes
-    in float32 (as compare.check does). There the values are also recomputed in float32, to show where
+    in float32 (as compare.checking does). There the values are also recomputed in float32, to show where
     that precision overflows (_outside)."""
     spec, f, backend, computed = config["spec"], files, config["backend"], config["computed_dtype"]
     u, tiny, largest = _precision(config)

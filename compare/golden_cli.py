@@ -7,7 +7,7 @@ def record(argv):
     from . import data, golden, protocol
     args = parser("python -m compare record", record=True).parse_args(argv)
     writable(args.out, "out")
-    from .check import use_backend
+    from .checking import use_backend
     backend = use_backend(args.backend)
     network = protocol.load_factory(args.impl) if args.impl else builtin_network(args)
     shape = _shape_hint(network) if args.data == "random" else (None, None)
@@ -50,7 +50,7 @@ def check(argv):
         weights = [reference.files[f"w{i}"][0] for i in range(2 * len(spec["activations"]))]
         network = Network(weights, spec["activations"], spec["learning_rate"], spec["loss"], spec["loss_config"],
                           spec["optimizer"], spec["optimizer_config"], dtype=reference.config["dtype"])
-    from .check import check as run_check
+    from .checking import check as run_check
     result = run_check(network, reference.files["X"], reference.files["y"], steps=args.steps,
                        dtype=reference.config["dtype"], reference=reference, history=bool(args.junit))
     print(report.summary(result).splitlines()[-1] if args.quiet else report.summary(result))

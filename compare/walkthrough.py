@@ -84,7 +84,7 @@ def main(argv):
     p.add_argument("--impl", metavar="MODULE:FACTORY", help="your network (default: the guide's seed_network)")
     p.add_argument("--epochs", type=_positive_int, default=100, help="length of the last stage (default 100)")
     args = p.parse_args(argv)
-    from .check import use_backend
+    from .checking import use_backend
     use_backend("tensorflow")
     network = protocol.load_factory(args.impl or "numpy_impl:seed_network")
     X, y = data.load("guide")

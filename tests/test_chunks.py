@@ -14,7 +14,7 @@ from compare.errors import InputError
 from compare.tally import summarize
 
 X, Y = numpy_impl.seed_data()
-check_module = importlib.import_module("compare.check")
+check_module = importlib.import_module("compare.checking")
 
 
 def _without_timing(report):

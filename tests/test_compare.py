@@ -1,4 +1,4 @@
-"""compare.check on the guide's network: agreement for 10,000 steps, and every planted bug caught."""
+"""compare.check() on the guide's network: agreement for 10,000 steps, and every planted bug caught."""
 import json
 
 import numpy as np

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 import numpy_impl
 from compare import check, data
-from compare.check import batches
+from compare.checking import batches
 from numpy_impl import losses, optimizers
 
 OPTIMIZER_CONFIGS = [

@@ -375,7 +375,7 @@ def test_report_files_follow_the_umask(tmp_path):
 
 # --- Ctrl-C ------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("delay", [1.5, 4.0])
+@pytest.mark.parametrize("delay", [0.3, 1.5, 4.0])
 @pytest.mark.parametrize("whole_group", [True, False])
 def test_ctrl_c_at_any_moment_ends_with_130_one_line_and_no_report(tmp_path, delay, whole_group):
     env = clean_env(PYTHONPATH=ROOT)

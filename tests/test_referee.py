@@ -93,7 +93,7 @@ class WrongKeras:
 @pytest.mark.parametrize("referee", ["exact", "finite_differences"])
 @pytest.mark.parametrize("make, verdict", [(numpy_impl.seed_network, "keras"), (numpy_impl.guide_as_written, "both")])
 def test_referees_name_keras_or_both_when_keras_is_wrong(monkeypatch, referee, make, verdict):
-    check_module = importlib.import_module("compare.check")
+    check_module = importlib.import_module("compare.checking")
     real = check_module._keras_step
     monkeypatch.setattr(check_module, "_keras_step", lambda spec, dtype: WrongKeras(real(spec, dtype), 1.01))
     report = check(make(), X, Y, steps=5, referee=referee)
