@@ -20,7 +20,6 @@ subcommands (python -m compare SUBCOMMAND --help):
 # Options that describe the built-in network; a plug-in (--impl) declares these itself.
 NETWORK_OPTIONS = ("layers", "activations", "loss", "loss_config", "optimizer", "optimizer_config",
                    "learning_rate", "init")
-KERAS_DEFAULT_LR = {"sgd": 0.01, "adam": 0.001, "adamw": 0.001, "rmsprop": 0.001, "adagrad": 0.001}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -80,6 +79,7 @@ def _json_object(text):
 
 
 def parser(prog="python -m compare", record=False):
+    from .rules import activations as activation_rules, losses as loss_rules, optimizers as optimizer_rules
     p = _Parser(prog=prog, description=RECORD_DOC if record else __doc__, epilog=None if record else EPILOG,
                 formatter_class=argparse.RawDescriptionHelpFormatter)
     if record:
@@ -91,12 +91,13 @@ def parser(prog="python -m compare", record=False):
     net.add_argument("--layers", type=_widths, metavar="W0,W1,...",
                      help="every layer's width, the input included (default 3,2,1: the guide's network)")
     net.add_argument("--activations", type=_names, metavar="A1,A2,...",
-                     help="one per non-input layer: linear, tanh, sigmoid, relu, softmax (last layer only); "
+                     help=f"one per non-input layer: {', '.join(activation_rules.ACTIVATIONS)} "
+                          f"({', '.join(activation_rules.LAST_LAYER_ONLY)} on the last layer only); "
                           "default tanh for hidden layers and linear for the last")
-    net.add_argument("--loss", help="mse (default), mae, binary_crossentropy or categorical_crossentropy")
+    net.add_argument("--loss", help=f"mse (default), {', '.join(n for n in loss_rules.LOSSES if n != 'mse')}")
     net.add_argument("--loss-config", type=_json_object, metavar="JSON",
                      help='keyword arguments of the Keras loss, e.g. \'{"from_logits": true}\'')
-    net.add_argument("--optimizer", help="sgd (default), adam, adamw, rmsprop or adagrad")
+    net.add_argument("--optimizer", help=f"sgd (default), {', '.join(n for n in optimizer_rules.OPTIMIZERS if n != 'sgd')}")
     net.add_argument("--optimizer-config", type=_json_object, metavar="JSON",
                      help='keyword arguments of the Keras optimizer, e.g. \'{"momentum": 0.9, "nesterov": true}\'')
     net.add_argument("--learning-rate", type=_positive_float, metavar="LR",
@@ -217,7 +218,9 @@ def builtin_network(args):
     weights = numpy_impl.seed_weights() if init == "guide" else numpy_impl.glorot_uniform(sizes, args.seed)
     optimizer = args.optimizer or "sgd"
     guide = sizes == [3, 2, 1] and init == "guide"
-    lr = args.learning_rate or (numpy_impl.guide.LEARNING_RATE if guide else KERAS_DEFAULT_LR.get(optimizer, 0.01))
+    from .rules import optimizers as optimizer_rules
+    lr = args.learning_rate or (numpy_impl.guide.LEARNING_RATE if guide else
+                                optimizer_rules.get(optimizer)["learning_rate"])
     try:
         return numpy_impl.Network(weights, activations, lr, loss=args.loss or "mse", loss_config=args.loss_config,
                                   optimizer=optimizer, optimizer_config=args.optimizer_config, dtype=args.dtype)
@@ -257,7 +260,7 @@ def _memory_available():
 
 def _run(args):
     from . import data, protocol, report
-    from .checking import use_backend
+    from .environment import use_backend
     backend = use_backend(args.backend)
     for option in ("json", "plot", "junit"):
         if getattr(args, option):

@@ -1,6 +1,8 @@
 """Name the likely cause when one side's numbers are a constant multiple of the other's."""
 import numpy as np
 
+from .names import weight_names
+
 MINUS = "\u2212"
 
 
@@ -109,8 +111,3 @@ def _per_tensor(what, mine, ref, tol, rows=None):
     if not notes:
         return None
     return "; ".join(notes) + ("; the other updates agree" if what == "update" else "; the other gradients agree")
-
-
-def weight_names(count, prefix=""):
-    """['W0', 'b0', 'W1', 'b1', ...] with an optional prefix ('d' for gradients)."""
-    return [f"{prefix}{'W' if i % 2 == 0 else 'b'}{i // 2}" for i in range(count)]

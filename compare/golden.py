@@ -28,7 +28,9 @@ from numpy_impl.ops import ACTIVATIONS
 from numpy_impl.optimizers import OPTIMIZERS
 
 from .errors import InputError
-from .tolerance import TRANSCENDENTAL, UNIT_ROUNDOFF, gamma, loss_bounds, step_tolerances
+from .rounding import UNIT_ROUNDOFF, gamma
+from .rules import activations as activation_rules, losses as loss_rules, optimizers as optimizer_rules
+from .tolerance import step_tolerances
 
 FORMAT = "numpy-keras-compare golden trajectory v2"
 FORMAT_V1 = "numpy-keras-compare golden trajectory v1"  # no content hash; still loaded, with a note
@@ -45,12 +47,13 @@ GROUP_VALUES = 2 ** 19
 def record(network, X, y, steps, batch_size=None, seed=0, dtype="float64", backend=None):
     """Run Keras alone from `network`'s initial weights for `steps` steps; return the arrays to save."""
     from . import data, protocol
-    from .checking import _device, _keras_step, _versions, batches, computed_precision, use_backend
+    from .checking import batches
+    from .environment import computed_precision, device, keras_step as build_keras_step, use_backend, versions
     backend = use_backend(backend)
     X, y, notes = data.checked(X, y)
     spec = protocol.describe(network, X.shape[1], y.shape[1])
     batch_size = batch_size or X.shape[0]
-    keras_step = _keras_step(spec, dtype)
+    keras_step = build_keras_step(spec, dtype)
     weights = protocol.weights_of(network, len(spec["activations"]))
     schedule = batches(X.shape[0], batch_size, seed)
     per_step = {"rows": [], "loss": [], "grads": [], "weights": [], "zs": [], "activations": []}
@@ -66,9 +69,9 @@ def record(network, X, y, steps, batch_size=None, seed=0, dtype="float64", backe
         per_step["activations"].append(out["activations"])
         weights = out["weights_out"]
     config = {"spec": spec, "dtype": dtype, "backend": backend, "computed_dtype": computed, "steps": steps,
-              "batch_size": batch_size, "seed": seed, "notes": notes, "device": _device(backend)}
+              "batch_size": batch_size, "seed": seed, "notes": notes, "device": device(backend)}
     arrays = {"format": np.array(FORMAT), "config": np.array(json.dumps(config)),
-              "versions": np.array(json.dumps(_versions())), "X": X, "y": y,
+              "versions": np.array(json.dumps(versions())), "X": X, "y": y,
               "row_offsets": np.cumsum([0] + [len(r) for r in per_step["rows"]]),
               "rows": np.concatenate(per_step["rows"]), "loss": np.array(per_step["loss"])}
     for i in range(len(weights)):
@@ -214,7 +217,7 @@ def _damaged(path, detail):
 def _config(files, path):
     """The config and versions (JSON objects), every field checked for presence, type and range."""
     from . import protocol
-    from .checking import BACKENDS, DTYPES
+    from .environment import BACKENDS, DTYPES
     parsed = {}
     for key in ("config", "versions"):
         text = _text(files.get(key))
@@ -247,20 +250,22 @@ def _config(files, path):
          "a list of at least two integers > 0")
     need(isinstance(names, list) and len(names) == len(sizes) - 1, "spec.activations",
          f"a list of {len(sizes) - 1} activation names, one per layer of spec.sizes {sizes}")
-    need(all(isinstance(a, str) and a in protocol.KNOWN_ACTIVATIONS for a in names), "spec.activations",
-         f"names from {', '.join(protocol.KNOWN_ACTIVATIONS)}")
-    need("softmax" not in names[:-1], "spec.activations", "free of softmax but on the last layer")
+    need(all(isinstance(a, str) and a in activation_rules.ACTIVATIONS for a in names), "spec.activations",
+         f"names from {', '.join(sorted(activation_rules.ACTIVATIONS))}")
+    need(not set(names[:-1]) & set(activation_rules.LAST_LAYER_ONLY), "spec.activations",
+         f"free of {', '.join(activation_rules.LAST_LAYER_ONLY)} but on the last layer")
     lr = spec["learning_rate"]
     need(_number(lr) and math.isfinite(lr) and lr > 0, "spec.learning_rate", "a finite number > 0")
     need(isinstance(spec["loss"], str) and spec["loss"] in LOSSES, "spec.loss", f"one of {', '.join(sorted(LOSSES))}")
     need(isinstance(spec["optimizer"], str) and spec["optimizer"] in OPTIMIZERS, "spec.optimizer",
          f"one of {', '.join(sorted(OPTIMIZERS))}")
     try:
-        cross_entropy = spec["loss"] in ("binary_crossentropy", "categorical_crossentropy")
-        spec["loss_config"] = protocol.checked_config("loss_config", spec["loss_config"],
-                                                      protocol.LOSS_OPTIONS if cross_entropy else {})
+        loss_rule = loss_rules.get(spec["loss"])
+        spec["loss_config"] = protocol.checked_config("loss_config", spec["loss_config"], loss_rule["options"],
+                                                      loss_rule["ranges"])
         spec["optimizer_config"] = protocol.checked_config("optimizer_config", spec["optimizer_config"],
-                                                           OPTIMIZERS[spec["optimizer"]].defaults)
+                                                           OPTIMIZERS[spec["optimizer"]].defaults,
+                                                           optimizer_rules.get(spec["optimizer"])["ranges"])
     except InputError as exc:
         raise _damaged(path, f"config spec: {exc}") from None
     spec["learning_rate"] = float(lr)
@@ -469,37 +474,21 @@ def dense_bound(a_prev, W, b, u, rounded_inputs, tiny):
 
 def activation_bound(name, z, f, u, tiny):
     """E, a bound on |a − f(z)| between the a Keras computed from the recorded z and f(z) recomputed from
-    it in float64:
-
-        relu, linear    E = 0: max(z, 0) and z are exact (E = |z| where z is subnormal: flushed to 0)
-        tanh, sigmoid   E = 2·16u·|f(z)| + tiny: each side's exp or tanh within 8 ulp ≤ 16u·|result|
-        softmax         E = 2u·((K + 4)·16 + |z_j − max_k z_k| + K)·|f(z)_j| + tiny
-
-    Softmax a_j = e_j / Σ_k e_k, e_j = exp(z_j − m), m = max_k z_k: the rounded subtraction gives
-    exp((z_j − m)(1 + δ)), |δ| ≤ u, a relative error ≤ u·|z_j − m| (first order) that grows with the
-    gap to the row's maximum; in the sum it is Σ_k e_k·u|z_k − m| / Σ_k e_k ≤ u·K·max_{x≥0} x·e^{−x} ≤ u·K
-    (Σ_k e_k ≥ 1, the maximum's own term). (K + 4)·16u covers the exponentials, the K − 1 additions and
-    the division (as tolerance.softmax_error). tiny, the smallest normal number: a result flushed to 0.
-    E is sized by the recomputed f(z), never by the recorded a, which could be anything.
-    """
-    if name in ("relu", "linear"):
-        return np.where(np.abs(z) < tiny, np.abs(z), 0.0)
-    if name == "softmax":
-        k = z.shape[-1]
-        gap = np.abs(z - z.max(axis=-1, keepdims=True))
-        return 2 * u * ((k + 4) * TRANSCENDENTAL + gap + k) * np.abs(f) + tiny
-    return 2 * TRANSCENDENTAL * u * np.abs(f) + tiny
+    it in float64: the activation's output_bound (compare/rules/activations.py), sized by the recomputed
+    f(z), never by the recorded a, which could be anything."""
+    return activation_rules.get(name)["output_bound"](z, f, u, tiny)
 
 
 def loss_bound(spec, where, u, computed_dtype, x, y):
     """E = 2·E(L) per step for stacked batches x (K, B, k) (ŷ, or the logits z where Keras takes them) and
-    targets y after label smoothing: tolerance.loss_bounds with the same x on both sides (E(x) = 0). The
+    targets y after label smoothing: the loss's bounds (compare/rules/losses.py) with the same x on both sides (E(x) = 0). The
     targets carry E(y) = 2u|y| + u·s where label smoothing s rounds them, plus u|y| where Keras rounds
     them to float32."""
     smoothing = spec["loss_config"].get("label_smoothing", 0.0)
     e_y = (2 * u * np.abs(y) + u * smoothing if smoothing else 0.0) + \
         (u * np.abs(y) if computed_dtype == "float32" else 0.0)
-    return 2 * np.asarray(loss_bounds(spec["loss"], where, y, x, np.zeros_like(x), u, EPSILON, e_y)[0])
+    bounds = loss_rules.get(spec["loss"])["bounds"]
+    return 2 * np.asarray(bounds(where, y, x, np.zeros_like(x), u, EPSILON, e_y, None)[0])
 
 
 def recompute(spec, where, X, y, weights, zs, outputs):
@@ -605,7 +594,7 @@ def update_problem(files, config):
     W = np.concatenate([f[f"w{i}"].reshape(steps + 1, -1) for i in range(n)], axis=1)  # (steps + 1, P)
     G = np.concatenate([f[f"g{i}"].reshape(steps, -1) for i in range(n)], axis=1)      # (steps, P)
     tracker = UpdateTolerance(name, options, lr, u)
-    if tracker.stateless:
+    if not tracker.keeps_state:
         chunks = [(np.arange(steps), W[:-1], G, W[1:])]
     else:
         chunks = [(np.array([t]), W[t:t + 1], G[t:t + 1], W[t + 1:t + 2]) for t in range(steps)]
@@ -652,7 +641,7 @@ def _configuration(config):
 
 def _quantities(n_layers):
     """quantity → [(array, name in reports)]: weights W0, b0, ..., z0, ..., a0, ..., loss, gradients dW0, db0, ..."""
-    from .diagnose import weight_names
+    from .names import weight_names
     names = weight_names(2 * n_layers)
     return {"weights": [(f"w{i}", n) for i, n in enumerate(names)],
             "pre-activation": [(f"z{l}", f"z{l}") for l in range(n_layers)],

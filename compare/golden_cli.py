@@ -7,7 +7,7 @@ def record(argv):
     from . import data, golden, protocol
     args = parser("python -m compare record", record=True).parse_args(argv)
     writable(args.out, "out")
-    from .checking import use_backend
+    from .environment import use_backend
     backend = use_backend(args.backend)
     network = protocol.load_factory(args.impl) if args.impl else builtin_network(args)
     shape = _shape_hint(network) if args.data == "random" else (None, None)

@@ -2,7 +2,7 @@
 import xml.etree.ElementTree as ET  # noqa: N817
 
 from .report import atomic_write, summary
-from .tally import QUANTITIES
+from .names import QUANTITIES
 
 
 def junit_xml(report):

@@ -1,24 +1,20 @@
 """What the report says about Keras's details that a numpy side must reproduce."""
 from numpy_impl.optimizers import OPTIMIZERS, f32
 
-# Hyper-parameters that Keras on TensorFlow passes through float32 (tf.cast of a Python float).
-FLOAT32_CAST = {"sgd": ["momentum"], "adam": ["beta_1", "beta_2"], "adamw": ["beta_1", "beta_2", "weight_decay"],
-                "rmsprop": [], "adagrad": ["initial_accumulator_value"]}
-WHERE = {"beta_1": "inside beta_1**t", "beta_2": "inside beta_2**t"}
+from .rules import optimizers as optimizer_rules
 
 
 def float32_casts(spec, dtype, as_cause=False):
     """Sentences for each hyper-parameter that Keras rounds through float32 in this configuration
-    (as a note, or, with as_cause, as a possible cause of an update mismatch)."""
+    (its optimizer's `casts`, compare/rules/optimizers.py), as a note, or, with as_cause, as a
+    possible cause of an update mismatch."""
     if dtype != "float64":
         return []
     config = {**OPTIMIZERS[spec["optimizer"]].defaults, **spec["optimizer_config"]}
-    names = FLOAT32_CAST[spec["optimizer"]] + (["weight_decay"] if spec["optimizer"] != "adamw" else [])
     out = []
-    for name in names:
+    for name, where in optimizer_rules.get(spec["optimizer"])["casts"].items():
         value = config.get(name)
         if isinstance(value, (int, float)) and not isinstance(value, bool) and value and f32(value) != value:
-            where = WHERE.get(name, "")
             fact = (f"Keras uses {spec['optimizer']} {name}={value!r} as {f32(value)!r} "
                     f"{(where + ' ') if where else ''}(cast through float32 on TensorFlow)")
             out.append(f"if the numpy side uses {name}={value!r} exactly: {fact}" if as_cause

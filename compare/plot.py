@@ -1,7 +1,7 @@
 """--plot: one PNG with the loss curves of both sides and the largest difference per step per quantity."""
 import numpy as np
 
-from .tally import QUANTITIES
+from .names import QUANTITIES
 
 COLOURS = {"weights": "tab:blue", "forward": "tab:green", "loss": "tab:purple", "gradient": "tab:red"}
 

@@ -10,11 +10,11 @@ import sys
 
 import numpy as np
 
-from .errors import InputError
+from .errors import InputError, show
+
+from .rules import activations as activation_rules, losses as loss_rules, optimizers as optimizer_rules
 
 METHODS = ("get_weights", "set_weights", "forward", "gradients", "apply_gradients")
-KNOWN_ACTIVATIONS = ("linear", "relu", "sigmoid", "softmax", "tanh")
-LOSS_OPTIONS = {"from_logits": bool, "label_smoothing": float}
 
 
 def load_factory(spec):
@@ -107,15 +107,6 @@ def as_float_array(value, what):
     return call(f"converting {what} to an array", convert)
 
 
-def show(value, limit=80):
-    """repr(value) cut to `limit` characters, or its type where the user's __repr__ fails."""
-    try:
-        text = repr(value)
-    except BaseException:  # noqa: B036 - a user object's __repr__
-        return f"<{type(value).__name__}>"
-    return text if len(text) <= limit else text[:limit - 1] + "…"
-
-
 def describe(network, n_inputs, n_outputs):
     """Check the protocol's attributes and weight shapes; return the network's spec as a dict.
 
@@ -134,11 +125,11 @@ def describe(network, n_inputs, n_outputs):
     if not activations:
         raise InputError("network.activations is empty; expected one activation name per layer, e.g. "
                          "['tanh', 'linear']")
-    unknown = [a for a in activations if a not in KNOWN_ACTIVATIONS]
-    if unknown:
-        raise InputError(f"unknown activation {unknown[0]!r}; expected one of {', '.join(KNOWN_ACTIVATIONS)}")
-    if "softmax" in activations[:-1]:
-        raise InputError(f"softmax is supported on the last layer only; received activations {activations}")
+    for name in activations:
+        activation_rules.get(name)
+    inner = [a for a in activations[:-1] if a in activation_rules.LAST_LAYER_ONLY]
+    if inner:
+        raise InputError(f"{inner[0]} is supported on the last layer only; received activations {activations}")
     lr = attribute(network, "learning_rate", None)
     if isinstance(lr, bool) or not isinstance(lr, (int, float, np.floating, np.integer)) or not math.isfinite(lr) or lr <= 0:
         raise InputError(f"network.learning_rate must be a finite number > 0; received {show(lr)}")
@@ -161,34 +152,24 @@ def describe(network, n_inputs, n_outputs):
 
 def training_spec(network):
     """The network's loss and optimizer, by Keras name and keyword arguments; mse and sgd when undeclared."""
-    from numpy_impl.losses import LOSSES
     from numpy_impl.optimizers import OPTIMIZERS
     loss = attribute(network, "loss", "mse")
     optimizer = attribute(network, "optimizer", "sgd")
-    if not isinstance(loss, str) or loss not in LOSSES:
-        raise InputError(f"unknown loss {show(loss)}; expected one of {', '.join(sorted(LOSSES))}")
-    if not isinstance(optimizer, str) or optimizer not in OPTIMIZERS:
-        raise InputError(f"unknown optimizer {show(optimizer)}; expected one of {', '.join(sorted(OPTIMIZERS))}")
-    loss_config = checked_config("loss_config", attribute(network, "loss_config", None),
-                                 LOSS_OPTIONS if loss in ("binary_crossentropy", "categorical_crossentropy") else {})
+    loss_rule = loss_rules.get(loss)
+    optimizer_rules.get(optimizer)
+    loss_config = checked_config("loss_config", attribute(network, "loss_config", None), loss_rule["options"],
+                                 loss_rule["ranges"])
     optimizer_config = checked_config("optimizer_config", attribute(network, "optimizer_config", None),
-                                      OPTIMIZERS[optimizer].defaults)
+                                      OPTIMIZERS[optimizer].defaults, optimizer_rules.get(optimizer)["ranges"])
     return {"loss": loss, "loss_config": loss_config, "optimizer": optimizer, "optimizer_config": optimizer_config}
 
 
-# The range of each numeric option, as Keras accepts it (or as its formula stays defined): (low, high,
-# whether high is included). A value outside is refused here, before Keras or numpy sees it.
-OPTION_RANGES = {"momentum": (0.0, 1.0, True), "beta_1": (0.0, 1.0, False), "beta_2": (0.0, 1.0, False),
-                 "rho": (0.0, 1.0, False), "epsilon": (0.0, math.inf, False),
-                 "initial_accumulator_value": (0.0, math.inf, False), "weight_decay": (0.0, math.inf, False),
-                 "label_smoothing": (0.0, 1.0, True)}
-
-
-def checked_config(attr, config, allowed):
+def checked_config(attr, config, allowed, ranges):
     """A copy of the keyword arguments `config`, each option known, of its type and in its range.
 
     `allowed` maps each option to its default (or its type): a bool option takes true/false; a numeric
-    one a finite number in OPTION_RANGES, and null only where the default itself is None (weight_decay).
+    one a finite number in `ranges` (low, high, high included: the rules entry's), and null only where
+    the default itself is None (weight_decay).
     """
     config = {} if config is None else config
     if not isinstance(config, dict):
@@ -207,7 +188,7 @@ def checked_config(attr, config, allowed):
         elif value is None and default is None:
             pass
         else:
-            low, high, closed = OPTION_RANGES.get(key, (-math.inf, math.inf, False))
+            low, high, closed = ranges.get(key, (-math.inf, math.inf, False))
             number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
             if not number or not (low <= value and (value <= high if closed else value < high)):
                 expected = f"in [{low:g}, {high:g}{']' if closed else ')'}" if math.isfinite(high) else f"≥ {low:g}"

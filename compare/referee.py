@@ -8,6 +8,7 @@ import numpy as np
 
 from . import exact
 from .errors import InputError
+from .names import layer_output_names, weight_names
 
 NAMES = ("exact", "finite_differences")
 FD_COORDINATES = 200
@@ -70,21 +71,17 @@ def exact_referee(step, spec, Xb, yb, weights_numpy, weights_keras, numpy_out, k
 
 def _quantities(out, ref, tol):
     """{quantity: (side's arrays with names, exact arrays, one-side bounds)}: bound E = tolerance/2."""
-    q = {"forward": ({"names": [f"a{l}" for l in range(len(out["forward"]))], "arrays": out["forward"]},
+    q = {"forward": ({"names": layer_output_names(len(out["forward"])), "arrays": out["forward"]},
                      ref["forward"], [t / 2 for t in tol["forward"]])}
     if out.get("grads") is not None:
         q["loss"] = ({"names": ["loss"], "arrays": [np.float64(out["loss"])]}, [np.float64(ref["loss"])],
                      [np.float64(tol["loss"] / 2)])
-        q["gradient"] = ({"names": [f"d{n}" for n in _names(len(out["grads"]))], "arrays": out["grads"]},
+        q["gradient"] = ({"names": [f"d{n}" for n in weight_names(len(out["grads"]))], "arrays": out["grads"]},
                          ref["grads"], [t / 2 for t in tol["grads"]])
     if ref["updated"] is not None and out.get("updated") is not None and "updated" in tol:
-        q["weights"] = ({"names": _names(len(out["updated"])), "arrays": out["updated"]}, ref["updated"],
+        q["weights"] = ({"names": weight_names(len(out["updated"])), "arrays": out["updated"]}, ref["updated"],
                         [t / 2 for t in tol["updated"]])
     return q
-
-
-def _names(count):
-    return [f"{'W' if i % 2 == 0 else 'b'}{i // 2}" for i in range(count)]
 
 
 def _floats(result):
@@ -143,3 +140,47 @@ def fd_referee(step, loss_at, weights, numpy_grads, keras_grads, grad_tol, seed=
         result["note"] = (f"finite differences judge gradients only, and both sides' gradients are consistent "
                           f"with the loss; the mismatch is in the {mismatch}")
     return result
+
+
+def judge(name, at, spec, keras_step, u, seed, mismatch, backend, u_numpy):
+    """Run the referee `name` on the step recorded in `at` (Stepper.current: step, X, y, weights, keras,
+    numpy, tol), with whatever the numpy side had computed. u: the unit roundoff Keras computed in;
+    u_numpy the numpy side's."""
+    from .stepper import step_bounds
+    from .update_tolerance import UpdateTolerance
+    keras, numpy = at["keras"], at["numpy"]
+    if name == "finite_differences":
+        if "grads" not in numpy:
+            return {"name": name, "step": at["step"], "verdict": None,
+                    "note": "the mismatch came before the gradients: nothing for finite differences to judge"}
+        oracle = "keras"
+        loss_at = lambda w: keras_step.loss_at(w, at["X"], at["y"])  # noqa: E731
+        if u != u_numpy:  # Keras computes in float32 here: take the loss in float64 from numpy_impl
+            from numpy_impl import Network
+            oracle = "numpy_impl (float64; Keras computes in float32 on this backend)"
+            loss_at = lambda w: Network(w, spec["activations"], spec["learning_rate"], spec["loss"],  # noqa: E731
+                                        spec["loss_config"]).loss_value(at["X"], at["y"])
+        return fd_referee(at["step"], loss_at, at["weights"], numpy["grads"], keras["grads"],
+                          at["tol"]["grads"], seed, mismatch, oracle)
+    keras_out = {"forward": keras["activations"], "loss": keras["loss"], "grads": keras["grads"],
+                 "updated": keras["weights_out"]}
+    numpy_out = {"forward": numpy.get("forward"), "loss": numpy.get("loss"), "grads": numpy.get("grads"),
+                 "updated": numpy.get("updated")}
+    tol = at["tol"]
+    if numpy.get("forward") is None:
+        return {"name": name, "step": at["step"], "verdict": None,
+                "note": "the mismatch came before the numpy side's forward pass: nothing to referee"}
+    tol_numpy = tol
+    if u_numpy != u:  # Keras computed in float32: the numpy side is still held to its own float64 bound
+        tol_numpy = step_bounds(spec, {**keras, "weights_in": at["weights"]}, at["X"], at["y"], u_numpy, backend,
+                                numpy_forward=numpy.get("forward"))
+        if "updated" in tol:  # refereed only from a known (initial) optimizer state: a fresh tracker is exact
+            tol_numpy["updated"] = UpdateTolerance(spec["optimizer"], spec["optimizer_config"], spec["learning_rate"],
+                                                   u_numpy).step(at["weights"], keras["grads"], tol_numpy["grads"],
+                                                                 keras["weights_out"], spec["learning_rate"])
+    try:
+        return exact_referee(at["step"], spec, at["X"], at["y"], at["weights"], keras["weights_in"], numpy_out,
+                             keras_out, tol_numpy, tol, u_numpy, u, at["step"] == 0, backend)
+    except (ZeroDivisionError, ValueError) as exc:  # e.g. a categorical row that sums to 0, log of 0
+        return {"name": name, "step": at["step"], "verdict": None,
+                "note": f"the exact step is undefined at these weights ({type(exc).__name__}: {exc})"}

@@ -6,7 +6,8 @@ import stat
 import sys
 import tempfile
 
-QUANTITIES = ("weights", "forward", "loss", "gradient")
+from .names import QUANTITIES
+
 
 
 def summary(report, width=110):

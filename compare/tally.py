@@ -1,7 +1,8 @@
 """Element-wise comparison of the two sides' tensors, and the running tally of the largest differences."""
 import numpy as np
 
-QUANTITIES = ("weights", "forward", "loss", "gradient")
+from .names import QUANTITIES
+
 # The tolerances are themselves computed in float64, by up to a few hundred operations: a relative
 # 1e-9 covers their own rounding, so a bound that is attained exactly cannot false-alarm.
 TOLERANCE_EVALUATION = 1e-9

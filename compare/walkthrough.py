@@ -28,10 +28,12 @@ def run(network, X, y, epochs=100):
     import tensorflow as tf
 
     from compare import data, protocol, tolerance
+    from compare.rounding import UNIT_ROUNDOFF
+    from compare.sequence import DRIFT_LIMIT
     X, y, _ = data.checked(X, y)
     spec = protocol.describe(network, X.shape[1], y.shape[1])
     weights = protocol.weights_of(network, len(spec["activations"]))
-    u = tolerance.UNIT_ROUNDOFF["float64"]
+    u = UNIT_ROUNDOFF["float64"]
     model = keras_impl.build_model(spec["sizes"], spec["activations"])
     model.set_weights(keras_impl.to_keras(weights))
     step = keras_impl.KerasStep(keras_impl.build_model(spec["sizes"], spec["activations"]), spec["learning_rate"])
@@ -73,7 +75,7 @@ def run(network, X, y, epochs=100):
                                                      **spec["optimizer_config"]), loss=step.loss_fn)
     model.fit(X, y, batch_size=len(X), epochs=epochs, shuffle=False, verbose=0)
     final, fitted = protocol.weights_of(network, len(spec["activations"])), keras_impl.from_keras(model.get_weights())
-    drift = [tolerance.DRIFT_LIMIT * max(np.abs(w).max() for w in fitted)] * len(final)
+    drift = [DRIFT_LIMIT * max(np.abs(w).max() for w in fitted)] * len(final)
     yield (f"{STAGES[4][0]} ({epochs} epochs)", *STAGES[4][1:], *worst(final, fitted, drift))
 
 
@@ -84,7 +86,7 @@ def main(argv):
     p.add_argument("--impl", metavar="MODULE:FACTORY", help="your network (default: the guide's seed_network)")
     p.add_argument("--epochs", type=_positive_int, default=100, help="length of the last stage (default 100)")
     args = p.parse_args(argv)
-    from .checking import use_backend
+    from .environment import use_backend
     use_backend("tensorflow")
     network = protocol.load_factory(args.impl or "numpy_impl:seed_network")
     X, y = data.load("guide")

@@ -5,6 +5,8 @@ from keras import ops
 
 from .convert import from_keras, swap_kernels, to_keras
 
+# Each activation's Keras name for Dense(activation=...): "linear" is none at all.
+ACTIVATIONS = {"linear": None, "relu": "relu", "tanh": "tanh", "sigmoid": "sigmoid", "elu": "elu", "softmax": "softmax"}
 LOSSES = {
     "mse": keras.losses.MeanSquaredError,
     "mae": keras.losses.MeanAbsoluteError,
@@ -26,9 +28,12 @@ def build_model(sizes, activations, dtype="float64"):
     floatx is set first: a model, loss or optimizer made before `set_floatx("float64")`
     silently keeps float32 for its weights, learning rate or loss.
     """
+    unknown = [name for name in activations if name not in ACTIVATIONS]
+    if unknown:
+        raise ValueError(f"unknown activation {unknown[0]!r}; expected one of {', '.join(ACTIVATIONS)}")
     keras.config.set_floatx(dtype)
     layers = [keras.Input((sizes[0],), dtype=dtype)]
-    layers += [keras.layers.Dense(units, activation=None if name == "linear" else name, dtype=dtype)
+    layers += [keras.layers.Dense(units, activation=ACTIVATIONS[name], dtype=dtype)
                for units, name in zip(sizes[1:], activations)]
     return keras.Sequential(layers)
 

@@ -52,6 +52,16 @@ def linear_grad(a):
     return np.ones_like(a)
 
 
+def elu(z):
+    """a = z for z > 0, else exp(z) − 1. Keras: `tf.nn.elu` (alpha 1), which computes expm1 for z < 0."""
+    return np.where(z > 0, z, np.expm1(np.minimum(z, 0)))
+
+
+def elu_grad(a):
+    """da/dz = a + 1 where a < 0, else 1, from the output a. TensorFlow's EluGrad is `dy * (y + 1)` for y < 0."""
+    return np.where(a < 0, a + 1, 1.0)
+
+
 def softmax(z):
     """a_j = exp(z_j − max z) / Σ_k exp(z_k − max z), per row."""
     e = np.exp(z - z.max(axis=-1, keepdims=True))
@@ -64,7 +74,8 @@ def softmax_backward(a, da):
 
 
 ACTIVATIONS = {f.__name__: (f, g) for f, g in [
-    (linear, linear_grad), (tanh, tanh_grad), (sigmoid, sigmoid_grad), (relu, relu_grad), (softmax, None)]}
+    (linear, linear_grad), (tanh, tanh_grad), (sigmoid, sigmoid_grad), (relu, relu_grad), (elu, elu_grad),
+    (softmax, None)]}
 
 
 def activation_backward(name, a, da):

@@ -15,7 +15,7 @@ SCRIPT = r"""
 import json, sys
 import numpy_impl
 from compare import check
-from compare.checking import use_backend
+from compare.environment import use_backend
 use_backend(sys.argv[1])
 import keras_impl
 X, y = numpy_impl.seed_data()

@@ -14,7 +14,7 @@ from compare.errors import InputError
 from compare.tally import summarize
 
 X, Y = numpy_impl.seed_data()
-check_module = importlib.import_module("compare.checking")
+chunks_module = importlib.import_module("compare.chunks")
 
 
 def _without_timing(report):
@@ -34,7 +34,7 @@ def test_chunks_report_exactly_what_step_by_step_reports(monkeypatch):
     and tally must then reproduce the one-step-at-a-time report bit for bit, history included."""
     net, Xd, yd = _digits_adam()
     chunked = check(net, Xd, yd, steps=40, batch_size=64, history=True)
-    monkeypatch.setattr(check_module, "CHUNK", 1)
+    monkeypatch.setattr(chunks_module, "CHUNK", 1)
     net, Xd, yd = _digits_adam()
     one_by_one = check(net, Xd, yd, steps=40, batch_size=64, history=True)
     assert chunked["ok"] and chunked["steps_checked"] == 40

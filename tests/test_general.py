@@ -22,7 +22,7 @@ OPTIMIZER_CONFIGS = [
 def configs(draw):
     """A random dense stack with a loss that suits its last layer, an optimizer, data and batches."""
     sizes = draw(st.lists(st.integers(1, 6), min_size=3, max_size=5))
-    hidden = draw(st.lists(st.sampled_from(["tanh", "sigmoid", "relu", "linear"]),
+    hidden = draw(st.lists(st.sampled_from(["tanh", "sigmoid", "relu", "elu", "linear"]),
                            min_size=len(sizes) - 2, max_size=len(sizes) - 2))
     loss, last, loss_config = draw(st.sampled_from([
         ("mse", "linear", {}), ("mse", "tanh", {}), ("mae", "linear", {}), ("mse", "softmax", {}),

@@ -28,6 +28,7 @@ def test_exact_step_matches_independent_numerical_differentiation_on_the_guide()
     (["tanh", "relu"], "categorical_crossentropy", {}),
     (["tanh", "softmax"], "mse", {}),
     (["sigmoid", "linear"], "mae", {}),
+    (["elu", "sigmoid"], "binary_crossentropy", {}),
 ])
 def test_exact_gradients_are_the_derivative_of_the_exact_loss(activations, loss, loss_config):
     """The exact backprop against mpmath.diff of the exact loss alone, for each loss path."""
@@ -93,9 +94,9 @@ class WrongKeras:
 @pytest.mark.parametrize("referee", ["exact", "finite_differences"])
 @pytest.mark.parametrize("make, verdict", [(numpy_impl.seed_network, "keras"), (numpy_impl.guide_as_written, "both")])
 def test_referees_name_keras_or_both_when_keras_is_wrong(monkeypatch, referee, make, verdict):
-    check_module = importlib.import_module("compare.checking")
-    real = check_module._keras_step
-    monkeypatch.setattr(check_module, "_keras_step", lambda spec, dtype: WrongKeras(real(spec, dtype), 1.01))
+    environment = importlib.import_module("compare.environment")
+    real = environment.keras_step
+    monkeypatch.setattr(environment, "keras_step", lambda spec, dtype: WrongKeras(real(spec, dtype), 1.01))
     report = check(make(), X, Y, steps=5, referee=referee)
     assert not report["ok"] and report["referee"]["verdict"] == verdict
 

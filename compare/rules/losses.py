@@ -1,0 +1,190 @@
+"""What compare knows about each loss: the options Keras takes, how many terms it averages, a bound on
+one side's error of the loss and of δ = dL/dx, and its exact value and gradient in 50-digit arithmetic.
+
+Each entry:
+  options   the loss_config options Keras's class takes here, with their types (anything else is refused)
+  ranges    {option: (low, high, high included)} for the numeric ones
+  terms     (y) → how many terms the loss averages: every element, or (categorical) every row
+  bounds    (on_logits, y, x, e_x, u, epsilon, e_y, x_numpy) → (E(L), δ, E(δ)) for the loss evaluated
+            on x (ŷ, or the logits when on_logits): δ in Keras's values, every bound over x ± e_x. e_y
+            bounds the targets' own rounding (label smoothing computes y(1 − s) + s/K, two roundings
+            per side). x_numpy, the numpy side's x: at a kink of the loss (|r| at r = 0, a clip's
+            edge) a bound opens only where the two sides' values fall on different sides of it.
+  exact     (on_logits, x, y) → (L, dL/dx) as mpf and nested lists of mpf, with Keras's reductions
+
+Every bound also takes a stack of steps (a leading step axis) and then returns one E(L) per step.
+"""
+import mpmath
+import numpy as np
+
+from numpy_impl.losses import EPSILON
+
+from ..rounding import TRANSCENDENTAL, gamma, quotient_gap
+from . import lookup
+from .activations import kink_open, sigmoid_range, softmax_error
+
+CROSS_ENTROPY_OPTIONS = {"from_logits": bool, "label_smoothing": float}
+CROSS_ENTROPY_RANGES = {"label_smoothing": (0.0, 1.0, True)}
+
+
+def _total(a):
+    """Σ over the batch and feature axes: one value per step."""
+    return a.sum(axis=(-2, -1))
+
+
+# --- mean squared and mean absolute error: L = mean over every element ---------------------------------
+def mse_bounds(on_logits, y, x, e_x, u, epsilon, e_y, x_numpy):
+    n = x.shape[-2] * x.shape[-1]
+    r = x - y
+    e_r = e_x + e_y + u * np.abs(r)
+    loss = _total(r * r) / n
+    e_loss = _total(e_r * (2 * np.abs(r) + e_r)) / n + gamma(n + 2, u) * loss
+    delta = 2 * r / n
+    return e_loss, delta, 2 * e_r / n + 4 * u * np.abs(delta)
+
+
+def mae_bounds(on_logits, y, x, e_x, u, epsilon, e_y, x_numpy):
+    n = x.shape[-2] * x.shape[-1]
+    r = x - y
+    e_r = e_x + e_y + u * np.abs(r)
+    e_loss = _total(e_r) / n + gamma(n + 2, u) * _total(np.abs(r)) / n
+    delta = np.sign(r) / n
+    branch_numpy = None if x_numpy is None else np.sign(x_numpy - y)
+    return e_loss, delta, np.where(kink_open(np.abs(r) <= e_r, np.sign(r), branch_numpy), 2.0 / n, u * np.abs(delta))
+
+
+def _residuals_exact(x, y):
+    return [[a - b for a, b in zip(xr, yr)] for xr, yr in zip(x, y)]
+
+
+def mse_exact(on_logits, x, y):
+    n, r = len(x) * len(x[0]), _residuals_exact(x, y)
+    return sum(v * v for row in r for v in row) / n, [[2 * v / n for v in row] for row in r]
+
+
+def mae_exact(on_logits, x, y):
+    n, r = len(x) * len(x[0]), _residuals_exact(x, y)
+    return sum(abs(v) for row in r for v in row) / n, [[mpmath.sign(v) / n for v in row] for row in r]
+
+
+# --- binary cross-entropy: on logits (sigmoid's), or on probabilities clipped to [ε, 1 − ε] ------------
+def binary_bounds(on_logits, y, x, e_x, u, epsilon, e_y, x_numpy):
+    T = TRANSCENDENTAL * u
+    n = x.shape[-2] * x.shape[-1]
+    if on_logits:
+        e = np.exp(-np.abs(x))
+        sigma = np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+        terms = np.abs(np.maximum(x, 0)) + np.abs(x * y) + np.log1p(e)
+        e_loss = (_total(np.abs(sigma - y) * e_x + e_x ** 2 / 8 + np.abs(x) * e_y) / n
+                  + gamma(n + 4, u) * _total(terms) / n + T * _total(np.log1p(e) + e) / n)
+        delta = (sigma - y) / n
+        e_delta = (sigmoid_range(x, e_x) * e_x + e_y + T * sigma + 2 * u * np.abs(sigma - y)) / n
+        return e_loss, delta, e_delta
+    lo, hi = epsilon, 1 - epsilon
+    p = np.clip(x, lo, hi)
+    inside = (x >= lo) & (x <= hi)
+    edge = kink_open((np.abs(x - lo) <= e_x) | (np.abs(x - hi) <= e_x), inside,
+                     None if x_numpy is None else (x_numpy >= lo) & (x_numpy <= hi))
+    room_p, room_q = np.maximum(p - e_x, lo), np.maximum(1 - p - e_x, 1 - hi)
+    delta = np.where(inside, (-y / p + (1 - y) / (1 - p)) / n, 0.0)
+    e_delta = np.where(inside, (np.abs(y) / room_p ** 2 + np.abs(1 - y) / room_q ** 2) * e_x / n
+                       + (1 / room_p + 1 / room_q) * e_y / n
+                       + 4 * u * (np.abs(y / p) + np.abs((1 - y) / (1 - p))) / n, 0.0)
+    e_delta = np.where(edge, np.abs(delta) + e_delta + (np.abs(y) / lo + np.abs(1 - y) / (1 - hi)) / n, e_delta)
+    logs = np.abs(y * np.log(p)) + np.abs((1 - y) * np.log(1 - p))
+    e_loss = (_total((np.abs(y) / room_p + np.abs(1 - y) / room_q) * e_x
+                     + np.abs(np.log(p) - np.log(1 - p)) * e_y) / n
+              + gamma(n + 4, u) * _total(logs) / n + (T + 2 * u) * _total(np.abs(y) + np.abs(1 - y)) / n)
+    return e_loss, delta, e_delta
+
+
+def binary_exact(on_logits, x, y):
+    n, eps = len(x) * len(x[0]), mpmath.mpf(EPSILON)
+    if on_logits:
+        loss = sum(max(z, 0) - z * t + mpmath.log1p(mpmath.exp(-abs(z))) for xr, yr in zip(x, y) for z, t in zip(xr, yr))
+        return loss / n, [[(1 / (1 + mpmath.exp(-z)) - t) / n for z, t in zip(xr, yr)] for xr, yr in zip(x, y)]
+    loss, grad = 0, []
+    for xr, yr in zip(x, y):
+        grad.append([])
+        for p, t in zip(xr, yr):
+            pc = min(max(p, eps), 1 - eps)
+            loss += -(t * mpmath.log(pc) + (1 - t) * mpmath.log(1 - pc))
+            grad[-1].append((-t / pc + (1 - t) / (1 - pc)) / n if eps <= p <= 1 - eps else mpmath.mpf(0))
+    return loss / n, grad
+
+
+# --- categorical cross-entropy: mean over rows of Σ y·(−log q) ----------------------------------------
+def categorical_bounds(on_logits, y, x, e_x, u, epsilon, e_y, x_numpy):
+    T = TRANSCENDENTAL * u
+    k, N = x.shape[-1], x.shape[-2]
+    if on_logits:
+        m = x.max(axis=-1, keepdims=True)
+        lse = m + np.log(np.sum(np.exp(x - m), axis=-1, keepdims=True))
+        sm = np.exp(x - lse)
+        e_sm = softmax_error(sm, e_x, u)
+        e_lse = e_x.max(axis=-1, keepdims=True) + (k + 2) * T * (np.abs(lse) + 1)
+        e_loss = (_total(np.abs(y) * (e_lse + e_x) + np.abs(lse - x) * e_y)
+                  + gamma(k + 2, u) * _total(np.abs(y) * (np.abs(lse) + np.abs(x)))) / N + gamma(N, u) * np.abs(
+                      _total(y * (lse - x)) / N)
+        delta = (sm - y) / N
+        return e_loss, delta, (e_sm + e_y) / N + 2 * u * np.abs(delta)
+    lo, hi = epsilon, 1 - epsilon
+    s = x.sum(axis=-1, keepdims=True)
+    e_s = e_x.sum(axis=-1, keepdims=True) + gamma(k, u) * np.abs(x).sum(axis=-1, keepdims=True)
+    q = x / s
+    e_q = quotient_gap(x, e_x, s, e_s) + u * np.abs(q)
+    qc = np.clip(q, lo, hi)
+    inside = (q >= lo) & (q <= hi)
+    edge = (np.abs(q - lo) <= e_q) | (np.abs(q - hi) <= e_q)
+    if x_numpy is not None:  # the numpy side's q as we compute it; within a few ulp of an edge, unknown
+        q_numpy = x_numpy / x_numpy.sum(axis=-1, keepdims=True)
+        unsure = (np.abs(q_numpy - lo) <= 4 * u * lo) | (np.abs(q_numpy - hi) <= 4 * u)
+        edge = edge & (unsure | (inside != ((q_numpy >= lo) & (q_numpy <= hi))))
+    room = np.maximum(qc - e_q, lo)
+    g = np.where(inside, -y / qc / N, 0.0)
+    e_g = np.where(inside, (np.abs(y) * e_q / room + e_y) / (N * qc) + 2 * u * np.abs(g), 0.0)
+    e_g = np.where(edge, np.abs(g) + e_g + np.abs(y) / (N * lo), e_g)
+    t = np.sum(g * q, axis=-1, keepdims=True)
+    e_t = (np.sum(e_g * (np.abs(q) + e_q) + np.abs(g) * e_q, axis=-1, keepdims=True)
+           + gamma(k, u) * np.sum(np.abs(g * q), axis=-1, keepdims=True))
+    delta = (g - t) / s
+    e_delta = quotient_gap(g - t, e_g + e_t + u * np.abs(g - t), s, e_s) + u * np.abs(delta)
+    e_loss = (_total(np.abs(y) * e_q / room + np.abs(np.log(qc)) * e_y)
+              + gamma(k + 2, u) * _total(np.abs(y * np.log(qc))) + T * _total(np.abs(y))) / N
+    return e_loss, delta, e_delta
+
+
+def categorical_exact(on_logits, x, y):
+    rows, eps = len(x), mpmath.mpf(EPSILON)
+    loss, grad = 0, []
+    for xr, yr in zip(x, y):
+        if on_logits:
+            m = max(xr)
+            lse = m + mpmath.log(sum(mpmath.exp(v - m) for v in xr))
+            loss += sum(t * (lse - v) for v, t in zip(xr, yr))
+            grad.append([(mpmath.exp(v - lse) - t) / rows for v, t in zip(xr, yr)])
+            continue
+        s = sum(xr)
+        q = [v / s for v in xr]
+        qc = [min(max(v, eps), 1 - eps) for v in q]
+        loss += -sum(t * mpmath.log(v) for t, v in zip(yr, qc))
+        g = [-t / c / rows if eps <= v <= 1 - eps else mpmath.mpf(0) for t, v, c in zip(yr, q, qc)]
+        gq = sum(a * b for a, b in zip(g, q))
+        grad.append([(a - gq) / s for a in g])
+    return loss / rows, grad
+
+
+LOSSES = {
+    "mse": {"options": {}, "ranges": {}, "terms": np.size, "bounds": mse_bounds, "exact": mse_exact},
+    "mae": {"options": {}, "ranges": {}, "terms": np.size, "bounds": mae_bounds, "exact": mae_exact},
+    "binary_crossentropy": {"options": CROSS_ENTROPY_OPTIONS, "ranges": CROSS_ENTROPY_RANGES, "terms": np.size,
+                            "bounds": binary_bounds, "exact": binary_exact},
+    "categorical_crossentropy": {"options": CROSS_ENTROPY_OPTIONS, "ranges": CROSS_ENTROPY_RANGES,
+                                 "terms": lambda y: y.shape[0], "bounds": categorical_bounds,
+                                 "exact": categorical_exact},
+}
+
+
+def get(name):
+    """The rules of loss `name`; an InputError for an unknown one."""
+    return lookup(LOSSES, "loss", name)
