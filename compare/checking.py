@@ -37,7 +37,7 @@ def batches(n_rows, batch_size, seed):
 
 
 def check(network, X, y, steps=None, epochs=None, batch_size=None, seed=0, free_running=False, dtype="float64",
-          referee=None, backend=None, history=False, progress=None, reference=None):
+          referee=None, backend=None, history=False, progress=None, golden=None):
     """Train `network` and Keras side by side; return the report as a dict.
 
     `network` follows the plug-in protocol (README). `steps` (default 100) or `epochs` sets the
@@ -47,23 +47,24 @@ def check(network, X, y, steps=None, epochs=None, batch_size=None, seed=0, free_
     first mismatching step, or step 0 when all agree, against a third opinion (compare/referee.py).
     `backend` is Keras's: tensorflow (default), jax or torch; it must be chosen before Keras is imported.
     `history=True` adds per-step summaries (report["history"]); `progress(step, steps)` is called
-    after each step. `reference` replaces live Keras with a recorded trajectory (compare.golden): the
-    numpy network is then set to the recorded weights before each step, and Keras is never imported.
+    after each step. `golden` (a compare.golden.GoldenReference) replaces live Keras with a recorded
+    trajectory: the numpy network is then set to the recorded weights before each step, and Keras is
+    never imported.
     """
     t0 = time.perf_counter()
     if dtype not in DTYPES:
         raise InputError(f"dtype must be one of {', '.join(DTYPES)}; received {dtype!r}")
     if referee is not None and referee not in referees.NAMES:
         raise InputError(f"unknown referee {referee!r}; expected one of {', '.join(referees.NAMES)}")
-    backend = reference.backend if reference else use_backend(backend)
+    backend = golden.backend if golden else use_backend(backend)
     X, y, notes = data.checked(X, y, dtype)
     protocol.read_only(X), protocol.read_only(y)  # the check's own copies; the network gets copies of batches
     spec = protocol.describe(network, X.shape[1], y.shape[1])
-    if reference:
-        reference.verify(spec)  # a file recorded for another network: InputError naming the field
-        steps, batch_size = steps or reference.config["steps"], reference.config["batch_size"]
-        if steps > reference.config["steps"]:
-            raise InputError(f"the golden file holds {reference.config['steps']} steps; received steps={steps}")
+    if golden:
+        golden.verify(spec)  # a file recorded for another network: InputError naming the field
+        steps, batch_size = steps or golden.config["steps"], golden.config["batch_size"]
+        if steps > golden.config["steps"]:
+            raise InputError(f"the golden file holds {golden.config['steps']} steps; received steps={steps}")
     batch_size = _positive("batch_size", batch_size, X.shape[0])
     if batch_size > X.shape[0]:
         notes.append(f"batch size {batch_size} is larger than the {X.shape[0]} rows: each step uses all of them")
@@ -81,22 +82,22 @@ def check(network, X, y, steps=None, epochs=None, batch_size=None, seed=0, free_
             raise InputError(f"--referee exact handles up to {MAX_PARAMETERS} parameters; this network has "
                              f"{params}: use --referee finite_differences")
     notes += keras_notes.for_spec(spec, dtype, backend)
-    if reference:
-        notes += reference.notes  # a v1 file: edits to it cannot be detected
-    keras_step = reference or environment.keras_step(spec, dtype)
-    if reference:
-        reference.reset(spec["learning_rate"])
-        computed = reference.computed_dtype
+    if golden:
+        notes += golden.notes  # a v1 file: edits to it cannot be detected
+    keras_step = golden or environment.keras_step(spec, dtype)
+    if golden:
+        golden.reset(spec["learning_rate"])
+        computed = golden.computed_dtype
     else:
         computed = environment.computed_precision(keras_step, spec, dtype, batch_size)
     t_setup = time.perf_counter()
 
     stepper, drift = Stepper(network, spec, dtype, computed, backend, notes, history), new_drift()
-    schedule = reference.schedule() if reference else batches(X.shape[0], batch_size, seed)
+    schedule = golden.schedule() if golden else batches(X.shape[0], batch_size, seed)
     with np.errstate(all="ignore"):
         try:
-            if reference or free_running:
-                step_by_step(stepper, keras_step, X, y, schedule, steps, progress, free_running, bool(reference),
+            if golden or free_running:
+                step_by_step(stepper, keras_step, X, y, schedule, steps, progress, free_running, bool(golden),
                              drift, notes)
             else:
                 in_chunks(stepper, keras_step, X, y, schedule, steps, progress, batch_size)
@@ -124,7 +125,7 @@ def check(network, X, y, steps=None, epochs=None, batch_size=None, seed=0, free_
         "dtype": dtype,
         "backend": backend,
         "computed_dtype": computed,
-        "device": reference.device if reference else environment.device(backend),
+        "device": golden.device if golden else environment.device(backend),
         "network": {"layers": spec["sizes"], "activations": spec["activations"], "learning_rate": lr,
                     "loss": spec["loss"], "loss_config": spec["loss_config"], "optimizer": spec["optimizer"],
                     "optimizer_config": spec["optimizer_config"],
@@ -140,7 +141,7 @@ def check(network, X, y, steps=None, epochs=None, batch_size=None, seed=0, free_
         "drift": drift if free_running else None,
         "referee": judged,
         "tolerance": "per element: 2 x rounding-error bound of the step (docs/tolerances.md)",
-        "versions": reference.versions if reference else environment.versions(),
+        "versions": golden.versions if golden else environment.versions(),
         **({"history": tally.history} if history else {}),
         "timing": {"setup_s": t_setup - t0, "steps_s": t_end - t_setup, "total_s": t_end - t0},
     }

@@ -10,5 +10,13 @@ def show(value, limit=80):
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
+def message_of(exc):
+    """str(exc), or a placeholder when the exception's own __str__ fails."""
+    try:
+        return str(exc)
+    except BaseException:  # noqa: B036 - a user exception's __str__
+        return "(its message could not be read)"
+
+
 class InputError(ValueError):
     """Bad input or a network that breaks the plug-in protocol. The message says what was received and expected."""

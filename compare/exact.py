@@ -13,7 +13,7 @@ from numpy_impl.losses import smooth_labels, takes_logits
 from numpy_impl.optimizers import OPTIMIZERS, f32
 
 from .rules import activations as activation_rules, losses as loss_rules, optimizers as optimizer_rules
-from .rules.optimizers import _deep
+from .rules.optimizers import deep
 
 DIGITS = 50
 MAX_PARAMETERS = 500
@@ -74,5 +74,5 @@ def _update(params, grads, lr, optimizer, config, first_step):
         return None
     wd = c.get("weight_decay")
     if wd:
-        params = [_deep(lambda w: w - w * mpmath.mpf(f32(wd)) * lr, p) for p in params]
+        params = [deep(lambda w: w - w * mpmath.mpf(f32(wd)) * lr, p) for p in params]
     return rule["exact_step"](params, grads, lr, c)

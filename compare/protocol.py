@@ -10,7 +10,7 @@ import sys
 
 import numpy as np
 
-from .errors import InputError, show
+from .errors import InputError, message_of, show
 
 from .rules import activations as activation_rules, losses as loss_rules, optimizers as optimizer_rules
 
@@ -56,23 +56,15 @@ def call(what, fn, *args):
         raise InputError(f"{what} called sys.exit({exc.code!r}); the check needs it to return, not to end the "
                          "process") from None
     except ValueError as exc:
-        if "read-only" in _text(exc):  # the arrays the check hands out are the only read-only ones
-            raise InputError(f"{what} wrote to its input ({_text(exc)}): the arrays the check passes are "
+        if "read-only" in message_of(exc):  # the arrays the check hands out are the only read-only ones
+            raise InputError(f"{what} wrote to its input ({message_of(exc)}): the arrays the check passes are "
                              "read-only, so that no network can change the data behind the check's back; copy "
                              "one before changing it (X = X.copy())") from None
-        raise InputError(f"{what} raised ValueError: {_text(exc)}") from None
+        raise InputError(f"{what} raised ValueError: {message_of(exc)}") from None
     except MemoryError:
         raise InputError(f"{what} ran out of memory") from None
     except BaseException as exc:  # noqa: B036 - the user's code, whatever it raises
-        raise InputError(f"{what} raised {type(exc).__name__}: {_text(exc)}") from None
-
-
-def _text(exc):
-    """str(exc), or a placeholder when the exception's own __str__ fails."""
-    try:
-        return str(exc)
-    except BaseException:  # noqa: B036
-        return "(its message could not be read)"
+        raise InputError(f"{what} raised {type(exc).__name__}: {message_of(exc)}") from None
 
 
 def attribute(obj, name, default, what="the network"):

@@ -1,6 +1,5 @@
 """The report: a readable summary for the terminal and JSON written atomically."""
 import errno
-import json
 import os
 import stat
 import sys
@@ -57,16 +56,14 @@ def render(report, console):
         console.print(f"note: {note}", markup=False, highlight=False)
     m = report["first_mismatch"]
     if m:
-        where = f"{m['quantity']}{' (' + m['phase'] + ')' if m.get('phase') else ''} {m['name']}{m['index']}"
+        where = f"{tensor_of(m)}{m['index']}"
         console.print(f"[bold red]MISMATCH at step {m['step']}, {escape(where)}[/bold red]: {m['mismatched']} of "
                       f"{m['elements']} elements differ", highlight=False)
         console.print(f"  numpy     {m['numpy']!r}", markup=False, highlight=False)
         console.print(f"  keras     {m['keras']!r}", markup=False, highlight=False)
         rel = f" (relative {m['rel_diff']:.3g})" if isinstance(m.get("rel_diff"), float) else ""
         tol = f" > tolerance {m['tolerance']:.3g}" if isinstance(m.get("tolerance"), float) else ""
-        ratio = (f", {m['abs_diff'] / m['tolerance']:.3g} × the tolerance"
-                 if isinstance(m.get("tolerance"), float) and m["tolerance"] > 0 and isinstance(m.get("abs_diff"), float)
-                 else "")
+        ratio = f", {times_tolerance(m)} × the tolerance" if times_tolerance(m) else ""
         diff = m["abs_diff"] if isinstance(m["abs_diff"], str) else f"{m['abs_diff']:.3g}"
         console.print(f"  |diff|    {diff}{rel}{tol}{ratio}", markup=False, highlight=False)
     if report["diagnosis"]:
@@ -88,6 +85,47 @@ def verdict_text(report, markup=False):
     else:
         text = "FAIL: numpy and Keras disagree"
     return f"[{colour}]{text}[/{colour}]" if markup else text
+
+
+def tensor_of(m):
+    """'gradient dW0', 'weights (updated) W1': the quantity, phase and tensor of a mismatch."""
+    return f"{m['quantity']}{' (' + m['phase'] + ')' if m.get('phase') else ''} {m['name']}"
+
+
+def times_tolerance(m):
+    """How many times its tolerance a mismatch's |diff| is ('1.32e+13'), or None where there is no ratio."""
+    if isinstance(m.get("tolerance"), float) and m["tolerance"] > 0 and isinstance(m.get("abs_diff"), float):
+        return f"{m['abs_diff'] / m['tolerance']:.3g}"
+    return None
+
+
+def mismatch_message(report):
+    """The failure message of a report whose `ok` is False, in the style of torch.testing.assert_close."""
+    m, nonfinite = report["first_mismatch"], report["nonfinite"]
+    if report.get("verdict") == "incomplete":
+        return (f"numpy and Keras were compared on {report['steps_checked']} of the {report['steps_requested']} "
+                f"steps asked for!\n\n" + "\n".join(report["notes"]))
+    if m is None:
+        return (f"numpy and Keras could not be compared past step {nonfinite['step']}!\n\n"
+                f"{report['diagnosis']}")
+    lines = [f"numpy and Keras are not close at step {m['step']}, {tensor_of(m)}!", "",
+             f"Mismatched elements: {m['mismatched']} / {m['elements']} "
+             f"({100 * m['mismatched'] / m['elements']:.1f}%)"]
+    if "greatest_abs_diff" in m:
+        a, r = m["greatest_abs_diff"], m["greatest_rel_diff"]
+        lines.append(f"Greatest absolute difference: {a['value']} at index {tuple(a['index'])} "
+                     f"(up to {a['tolerance']:.3g} allowed)")
+        lines.append(f"Greatest relative difference: {r['value']} at index {tuple(r['index'])}")
+        times = f"{times_tolerance(m)} × its tolerance" if times_tolerance(m) else "its tolerance is"
+        lines.append(f"Furthest outside its tolerance: index {tuple(m['index'])}, numpy {m['numpy']!r}, "
+                     f"keras {m['keras']!r}, {times} {m['tolerance']:.3g}")
+    else:
+        lines.append(f"At index {tuple(m['index'])}: numpy {m['numpy']!r}, keras {m['keras']!r}")
+    if report["diagnosis"]:
+        lines.append(f"Diagnosis: {report['diagnosis']}")
+    lines.append(f"({report['backend']}, {report['computed_dtype']}, {report['mode']} steps, "
+                 f"{report['steps_checked']} of {report['steps_requested']} checked)")
+    return "\n".join(lines)
 
 
 VERDICTS = {"numpy": "the numpy side is wrong", "keras": "Keras is wrong", "both": "both sides are wrong",
@@ -139,21 +177,6 @@ def ensure_writable(path):
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target), prefix=".compare-", suffix=".tmp")
     os.close(fd)
     os.remove(tmp)
-
-
-def write_json(path, report):
-    """Write the report as JSON; non-finite history values become null."""
-    atomic_write(path, json.dumps(_finite(report), indent=2, allow_nan=False) + "\n")
-
-
-def _finite(value):
-    if isinstance(value, float) and value != value or value in (float("inf"), float("-inf")):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
 
 
 def atomic_write(path, write, suffix=".tmp"):

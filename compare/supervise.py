@@ -64,7 +64,7 @@ def _child(run, write_end):
     status = 1
     try:
         status = run()
-    except SystemExit as exc:  # argparse's --help (the user's own sys.exit never gets here: compare/cli.py)
+    except SystemExit as exc:  # argparse's --help (the user's own sys.exit never gets here: compare/cli/__init__.py)
         status = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
         if isinstance(exc.code, str):
             print(exc.code, file=sys.stderr)

@@ -5,7 +5,6 @@ largest difference next to the tolerance of compare's rounding-error bound (docs
 """
 import numpy as np
 
-from .cli import _Parser, _positive_int
 
 STAGES = [
     ("the forward pass", "hidden = tanh(X @ W0.T + b0); predicted = hidden @ W1.T + b1", "model(X)",
@@ -77,27 +76,3 @@ def run(network, X, y, epochs=100):
     final, fitted = protocol.weights_of(network, len(spec["activations"])), keras_impl.from_keras(model.get_weights())
     drift = [DRIFT_LIMIT * max(np.abs(w).max() for w in fitted)] * len(final)
     yield (f"{STAGES[4][0]} ({epochs} epochs)", *STAGES[4][1:], *worst(final, fitted, drift))
-
-
-def main(argv):
-    """python -m compare walkthrough [--impl MODULE:FACTORY] [--epochs N]"""
-    from . import data, protocol
-    p = _Parser(prog="python -m compare walkthrough", description=__doc__)
-    p.add_argument("--impl", metavar="MODULE:FACTORY", help="your network (default: the guide's seed_network)")
-    p.add_argument("--epochs", type=_positive_int, default=100, help="length of the last stage (default 100)")
-    args = p.parse_args(argv)
-    from .environment import use_backend
-    use_backend("tensorflow")
-    network = protocol.load_factory(args.impl or "numpy_impl:seed_network")
-    X, y = data.load("guide")
-    all_ok = True
-    for n, (stage, mine, theirs, conversion, diff, tol, ok) in enumerate(run(network, X, y, args.epochs), 1):
-        all_ok &= ok
-        print(f"Stage {n}: {stage}")
-        print(f"  numpy   {mine}")
-        print(f"  Keras   {theirs}")
-        print(f"  needs   {conversion}")
-        verdict = "agree" if ok else "DISAGREE"
-        print(f"  {verdict}: largest |diff| {diff:.3g}, tolerance there {tol:.3g}\n")
-    print("all five stages agree" if all_ok else "a stage disagrees: run python -m compare for the first mismatch")
-    return 0 if all_ok else 1

@@ -63,7 +63,7 @@ def test_check_follows_recorded_mini_batches_and_optimizer(capsys, recorded, tmp
 
 def test_a_network_that_keeps_and_updates_the_given_arrays_passes_against_the_file(recorded):
     # It used to move the recorded weights themselves: a false alarm at step 0, weights (entering).
-    report = check(networks.AdoptsGivenArrays(), *numpy_impl.seed_data(), reference=golden.GoldenReference(str(recorded["guide"])))
+    report = check(networks.AdoptsGivenArrays(), *numpy_impl.seed_data(), golden=golden.GoldenReference(str(recorded["guide"])))
     assert report["ok"] and report["steps_checked"] == 150
 
 

@@ -376,7 +376,7 @@ def test_check_from_the_command_line_refuses_a_network_of_other_sizes(capsys, re
 def test_check_from_python_refuses_a_network_of_other_activations(rec):
     network = numpy_impl.Network(numpy_impl.seed_weights(), ["relu", "linear"], 0.001)
     with pytest.raises(InputError, match="recorded for activations"):
-        check(network, *numpy_impl.seed_data(), reference=golden.GoldenReference(rec["guide"]))
+        check(network, *numpy_impl.seed_data(), golden=golden.GoldenReference(rec["guide"]))
 
 
 # --- 6. diff compares every array, and names what differs ---------------------------------------------

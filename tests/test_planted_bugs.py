@@ -31,7 +31,7 @@ def test_planted_bug_is_caught(bug, mode, tmp_path):
     expected_step, quantity = networks.BUGS[bug]
     options = {"free_running": mode == "free-running"}
     if mode == "golden":
-        options = {"reference": golden_reference(bug, tmp_path)}
+        options = {"golden": golden_reference(bug, tmp_path)}
     report = check(bug(), X, Y, steps=20, **options)
     m = report["first_mismatch"]
     assert not report["ok"] and m is not None, f"{bug.__name__} escaped in {mode} mode"

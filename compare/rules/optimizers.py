@@ -36,9 +36,9 @@ def keeps_state(name, config):
     return not (name == "sgd" and not config.get("momentum"))
 
 
-def _deep(f, *xs):
+def deep(f, *xs):
     """f applied element by element to nested lists."""
-    return [_deep(f, *v) for v in zip(*xs)] if isinstance(xs[0], list) else f(*xs)
+    return [deep(f, *v) for v in zip(*xs)] if isinstance(xs[0], list) else f(*xs)
 
 
 def _scaled_step(g, tg, lr, d, d_gap, u):
@@ -64,7 +64,7 @@ def sgd_gap(g, tg, lr, s, old, D, t, c, u):
 def sgd_exact(params, grads, lr, c):
     mu = mpmath.mpf(f32(c["momentum"])) if c["momentum"] else 0
     factor = (1 + mu) if c["nesterov"] and mu else 1  # m = −lr·g from m = 0; nesterov adds μ·m
-    return [_deep(lambda w, g: w - factor * lr * g, p, g) for p, g in zip(params, grads)]
+    return [deep(lambda w, g: w - factor * lr * g, p, g) for p, g in zip(params, grads)]
 
 
 # --- Adam (and AdamW after its decay): α = lr·√(1 − β2^t)/(1 − β1^t), w −= α·m/(√v + ε) -------------------
@@ -89,7 +89,7 @@ def adam_gap(g, tg, lr, s, old, D, t, c, u):
 def adam_exact(params, grads, lr, c):
     b1, b2, eps = c["beta_1"], c["beta_2"], mpmath.mpf(c["epsilon"])
     alpha = lr * mpmath.sqrt(1 - mpmath.mpf(f32(b2))) / (1 - mpmath.mpf(f32(b1)))
-    return [_deep(lambda w, g: w - (g * mpmath.mpf(1 - b1)) * alpha / (mpmath.sqrt(g * g * mpmath.mpf(1 - b2)) + eps),
+    return [deep(lambda w, g: w - (g * mpmath.mpf(1 - b1)) * alpha / (mpmath.sqrt(g * g * mpmath.mpf(1 - b2)) + eps),
                   p, g) for p, g in zip(params, grads)]
 
 
@@ -120,7 +120,7 @@ def rmsprop_exact(params, grads, lr, c):
         v = mpmath.mpf(1 - rho) * g * g
         d = v - (mpmath.mpf(1 - rho) * g) ** 2 + eps if c["centered"] else v + eps
         return w - lr * g / mpmath.sqrt(d)
-    return [_deep(one, p, g) for p, g in zip(params, grads)]
+    return [deep(one, p, g) for p, g in zip(params, grads)]
 
 
 # --- Adagrad: acc ← acc + g² (from the initial value, through float32); w −= lr·g/√(acc + ε) --------------
@@ -132,7 +132,7 @@ def adagrad_gap(g, tg, lr, s, old, D, t, c, u):
 
 def adagrad_exact(params, grads, lr, c):
     acc0, eps = mpmath.mpf(f32(c["initial_accumulator_value"])), mpmath.mpf(c["epsilon"])
-    return [_deep(lambda w, g: w - lr * g / mpmath.sqrt(acc0 + g * g + eps), p, g) for p, g in zip(params, grads)]
+    return [deep(lambda w, g: w - lr * g / mpmath.sqrt(acc0 + g * g + eps), p, g) for p, g in zip(params, grads)]
 
 
 DECAY = {"weight_decay": NONNEGATIVE}

@@ -1,16 +1,17 @@
-"""The subcommands record, check, diff and walkthrough of python -m compare."""
-from .cli import _Parser, _positive_int, _shape_hint, builtin_network, exit_code, parser, writable
+"""The subcommands record, check and diff of python -m compare: golden files."""
+from .args import Parser, parser, positive_int
+from .run import builtin_network, finish, shape_hint, writable
 
 
 def record(argv):
     """python -m compare record --out FILE.npz [network and data options]"""
-    from . import data, golden, protocol
+    from .. import data, golden, protocol
     args = parser("python -m compare record", record=True).parse_args(argv)
     writable(args.out, "out")
-    from .environment import use_backend
+    from ..environment import use_backend
     backend = use_backend(args.backend)
     network = protocol.load_factory(args.impl) if args.impl else builtin_network(args)
-    shape = _shape_hint(network) if args.data == "random" else (None, None)
+    shape = shape_hint(network) if args.data == "random" else (None, None)
     X, y = data.load(args.data, *shape, loss=getattr(network, "loss", "mse"), seed=args.seed)
     steps = args.steps or 100
     if args.epochs:
@@ -25,47 +26,40 @@ def record(argv):
 
 def check(argv):
     """python -m compare check --golden FILE.npz [--impl MODULE:FACTORY] — without TensorFlow or Keras."""
-    from . import golden, protocol, report
-    p = _Parser(prog="python -m compare check", description="Check a numpy network against a recorded Keras "
+    from .. import golden, outputs, protocol
+    p = Parser(prog="python -m compare check", description="Check a numpy network against a recorded Keras "
                 "trajectory, without importing TensorFlow or Keras. Exit 0 ok, 1 mismatch, 2 bad input.")
     p.add_argument("--golden", required=True, metavar="FILE.npz")
     p.add_argument("--impl", metavar="MODULE:FACTORY",
                    help="the network to check (default: numpy_impl.Network built from the file's config)")
-    p.add_argument("--steps", type=_positive_int, help="check only the first N recorded steps")
-    p.add_argument("--json", metavar="PATH")
-    p.add_argument("--junit", metavar="PATH.xml")
+    p.add_argument("--steps", type=positive_int, help="check only the first N recorded steps")
+    outputs.add_options(p)
     p.add_argument("--quiet", "-q", action="store_true")
     args = p.parse_args(argv)
-    for option in ("json", "junit"):
-        if getattr(args, option):
-            writable(getattr(args, option), option)
-    reference = golden.GoldenReference(args.golden)
-    spec = reference.config["spec"]
+    paths = outputs.requested(args)
+    for option, path in paths.items():
+        writable(path, option)
+    golden_file = golden.GoldenReference(args.golden)
+    spec = golden_file.config["spec"]
     if args.impl:
         network = protocol.load_factory(args.impl)
         # the network's own widths, so that a file of other sizes is named as such, not as an X/y mismatch
-        reference.verify(protocol.describe(network, *_shape_hint(network)))
+        golden_file.verify(protocol.describe(network, *shape_hint(network)))
     else:
         from numpy_impl import Network
-        weights = [reference.files[f"w{i}"][0] for i in range(2 * len(spec["activations"]))]
+        weights = [golden_file.files[f"w{i}"][0] for i in range(2 * len(spec["activations"]))]
         network = Network(weights, spec["activations"], spec["learning_rate"], spec["loss"], spec["loss_config"],
-                          spec["optimizer"], spec["optimizer_config"], dtype=reference.config["dtype"])
-    from .checking import check as run_check
-    result = run_check(network, reference.files["X"], reference.files["y"], steps=args.steps,
-                       dtype=reference.config["dtype"], reference=reference, history=bool(args.junit))
-    print(report.summary(result).splitlines()[-1] if args.quiet else report.summary(result))
-    if args.junit:
-        from .junit import write_junit
-        write_junit(args.junit, result)
-    if args.json:
-        report.write_json(args.json, result)
-    return exit_code(result)
+                          spec["optimizer"], spec["optimizer_config"], dtype=golden_file.config["dtype"])
+    from ..checking import check as run_check
+    result = run_check(network, golden_file.files["X"], golden_file.files["y"], steps=args.steps,
+                       dtype=golden_file.config["dtype"], golden=golden_file, history=outputs.needs_history(paths))
+    return finish(result, paths, args.quiet)
 
 
 def diff(argv):
     """python -m compare diff A.npz B.npz: what moved between two recordings (exit 0 identical, 1 moved)."""
-    from . import golden
-    p = _Parser(prog="python -m compare diff", description="Compare two recordings of the same configuration, "
+    from .. import golden
+    p = Parser(prog="python -m compare diff", description="Compare two recordings of the same configuration, "
                 "e.g. before and after a Keras or TensorFlow upgrade. Exit 0 identical, 1 moved, 2 bad input.")
     p.add_argument("a", metavar="A.npz")
     p.add_argument("b", metavar="B.npz")
@@ -84,11 +78,6 @@ def diff(argv):
     print(f"moved: the trajectories first differ at step {result['first_changed_step']} of {result['steps']}; "
           f"changed: {', '.join(result['changed'])}")
     return 1
-
-
-def walkthrough(argv):
-    from .walkthrough import main
-    return main(argv)
 
 
 def _size(path):

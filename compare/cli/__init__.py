@@ -1,0 +1,77 @@
+"""python -m compare: check a numpy network against Keras, step by step. Exit 0 ok, 1 mismatch, 2 bad input.
+
+main dispatches to the check (run.py) or a subcommand (golden.py: record, check, diff; walkthrough.py), and
+turns every way a run can end into one line and an exit status.
+"""
+import os
+import sys
+
+from ..errors import InputError, message_of
+
+SUBCOMMANDS = ("record", "check", "diff", "walkthrough")
+
+
+def main(argv=None):
+    """The command line. Called without argv (python -m compare, the console script), it tunes its own
+    process (compare.tune_process) and runs the check in a supervised child (compare/supervise.py), so
+    that however the network's code ends the process, the exit status never says OK for a check that
+    did not finish. Called with argv (tests, a user's script), it runs in place."""
+    if argv is None:
+        from .. import supervise, tune_process
+        tune_process()
+        return supervise.supervised(lambda: _main(sys.argv[1:]), sys.argv[1:])
+    return _main(list(argv))
+
+
+def _main(argv):
+    for stream in (sys.stdout, sys.stderr):  # '−' and '×' must not crash a non-UTF-8 terminal
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="replace")
+    try:
+        if argv and argv[0] == "walkthrough":
+            from .walkthrough import walkthrough
+            return walkthrough(argv[1:])
+        if argv and argv[0] in SUBCOMMANDS:
+            from . import golden
+            return getattr(golden, argv[0])(argv[1:])
+        from .args import parser
+        from .run import run
+        return run(parser().parse_args(argv))
+    except InputError as exc:
+        print(f"python -m compare: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("python -m compare: interrupted", file=sys.stderr)
+        return 130
+    except MemoryError:
+        print("python -m compare: error: ran out of memory (a smaller network, batch or chunk of data "
+              "would fit)", file=sys.stderr)
+        return 2
+    except BaseException as exc:  # noqa: B036 - sorted below: the user's code, or a bug of ours
+        where = user_frame(exc)
+        if where is None:
+            raise
+        kind = f"called sys.exit({exc.code!r})" if isinstance(exc, SystemExit) else \
+            f"raised {type(exc).__name__}: {message_of(exc)}"
+        print(f"python -m compare: error: the network's code ({where}) {kind}", file=sys.stderr)
+        return 2
+
+
+def user_frame(exc):
+    """'file:line' of the innermost frame of `exc`'s traceback that is the user's code (outside this
+    project's packages, the standard library and installed packages), or None: then it is ours."""
+    import importlib.util
+    import sysconfig
+    ours = [os.path.abspath(p) for name in ("compare", "numpy_impl", "keras_impl")
+            for p in (importlib.util.find_spec(name).submodule_search_locations or [])]
+    libraries = {os.path.abspath(sysconfig.get_paths()[k]) for k in ("stdlib", "platstdlib", "purelib", "platlib")}
+    found, tb = None, exc.__traceback__
+    while tb is not None:
+        name = tb.tb_frame.f_code.co_filename
+        path = os.path.abspath(name)
+        if not name.startswith("<") and not any(path.startswith(d + os.sep) for d in [*ours, *libraries]):
+            found = f"{os.path.relpath(path)}:{tb.tb_lineno}"
+        tb = tb.tb_next
+    return found
+
+
