@@ -6,7 +6,10 @@ every gradient, and the weights after the update (compare/stepper.py). The first
 tolerance stops the check. By default ("synced") Keras steps from the numpy side's weights each time, so
 each comparison measures one step's arithmetic; "free-running" lets each side train on its own.
 """
+import contextlib
 import math
+import sys
+import threading
 import time
 
 import numpy as np
@@ -14,7 +17,7 @@ import numpy as np
 from . import data, environment, notes as keras_notes, protocol, referee as referees
 from .chunks import in_chunks
 from .environment import DTYPES, use_backend
-from .errors import InputError
+from .errors import InputError, message_of, show
 from .rounding import UNIT_ROUNDOFF
 from .sequence import new_drift, step_by_step
 from .stepper import Stepper
@@ -94,7 +97,7 @@ def check(network, X, y, steps=None, epochs=None, batch_size=None, seed=0, free_
 
     stepper, drift = Stepper(network, spec, dtype, computed, backend, notes, history), new_drift()
     schedule = golden.schedule() if golden else batches(X.shape[0], batch_size, seed)
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), ignored_exceptions() as ignored:
         try:
             if golden or free_running:
                 step_by_step(stepper, keras_step, X, y, schedule, steps, progress, free_running, bool(golden),
@@ -107,6 +110,8 @@ def check(network, X, y, steps=None, epochs=None, batch_size=None, seed=0, free_
             stepper.checked = current["step"] + 1  # the failing step counts as checked
             numpy_loss = current["numpy"].get("loss", np.nan) if current else np.nan
             stepper.tally.end_step(numpy_loss, current["keras"]["loss"] if current else np.nan)
+    notes += [f"the network's code raised {text} during the check, which Python ignored (an exception in a "
+              "destructor or a thread): the values it returned were compared as they came" for text in ignored]
     stop, checked, epoch, tally, u = stepper.stop, stepper.checked, stepper.epoch, stepper.tally, stepper.u
     current, first, lr, shapes = stepper.current, stepper.first, spec["learning_rate"], stepper.shapes
     judged = None
@@ -145,6 +150,24 @@ def check(network, X, y, steps=None, epochs=None, batch_size=None, seed=0, free_
         **({"history": tally.history} if history else {}),
         "timing": {"setup_s": t_setup - t0, "steps_s": t_end - t_setup, "total_s": t_end - t0},
     }
+
+
+@contextlib.contextmanager
+def ignored_exceptions():
+    """Collect, as one line each, the exceptions Python would print and ignore while the check runs (in a
+    __del__, a weakref callback, a thread): they must not pass unmentioned, nor clutter stderr."""
+    caught, hooks = [], (sys.unraisablehook, threading.excepthook)
+
+    def unraisable(info):
+        caught.append(f"{type(info.exc_value).__name__}: {message_of(info.exc_value)} (in {show(info.object, 60)})")
+
+    def in_thread(args):
+        caught.append(f"{args.exc_type.__name__}: {message_of(args.exc_value)} (in thread {args.thread.name})")
+    sys.unraisablehook, threading.excepthook = unraisable, in_thread
+    try:
+        yield caught
+    finally:
+        sys.unraisablehook, threading.excepthook = hooks
 
 
 def _positive(name, value, default):

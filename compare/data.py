@@ -130,6 +130,11 @@ def checked(X, y, dtype="float64"):
             bad = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
             raise InputError(f"{name} holds {arr[bad]} at index {list(bad)}; expected finite numbers")
         refuse_subnormal(arr, name, dtype)
+        largest = np.finfo(dtype).max
+        if np.any(np.abs(arr) > largest):
+            i = [int(j) for j in np.argwhere(np.abs(arr) > largest)[0]]
+            raise InputError(f"{name} holds {arr[tuple(i)]!r} at index {i}, beyond the largest {dtype} number "
+                             f"{largest:.4g}: Keras would compute with infinity; expected values that fit in {dtype}")
     return X, y, notes
 
 
@@ -153,4 +158,5 @@ def _numeric(a, name):
     arr = np.asarray(a)
     if arr.dtype.kind not in "fiub":
         raise InputError(f"{name} must be numeric; received dtype {arr.dtype}")
-    return arr.astype(np.float64)
+    with np.errstate(all="ignore"):  # a long double too large for float64 becomes inf, refused in checked()
+        return arr.astype(np.float64)

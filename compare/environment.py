@@ -58,15 +58,18 @@ def computed_precision(keras_step, spec, dtype, rows=4):
 
 def float32_evidence(out, weights, X, activations):
     """Whether a step computed from float64 `weights` and `X` (not exact in float32) shows float32
-    arithmetic: Keras changed the weights it loaded, a tensor of its outputs or gradients is exact in
-    float32, or a layer's pre-activation (or output) is further from a_prev·Wᵀ + b (or f(z)) than
-    FLOAT32_MARGIN times what float64 rounding allows. float32 rounding is 2²⁹ times float64's, so the
-    margin separates the two surely, and a bound that is merely a little tight never loosens a check."""
+    arithmetic: Keras changed the weights it loaded, a layer's pre-activations are all exact in float32
+    (a_prev·Wᵀ + b from full 53-bit mantissas essentially never is, in float64), or a layer's
+    pre-activation (or output) is further from a_prev·Wᵀ + b (or f(z)) than FLOAT32_MARGIN times what
+    float64 rounding allows. float32 rounding is 2²⁹ times float64's, so the margin separates the two
+    surely, and a bound that is merely a little tight never loosens a check. Outputs and gradients are
+    not tested for exactness: some are exact in any precision (a 1-unit softmax is 1; mean absolute
+    error's output bias gradient is a count over n)."""
     from numpy_impl import ops
     from .rules import activations as activation_rules
     if any(not np.array_equal(w, k) for w, k in zip(weights, out["weights_in"])):
         return True
-    for t in out["activations"] + out["grads"]:
+    for t in out["zs"]:
         nonzero = t[t != 0]
         if nonzero.size > 1 and np.array_equal(nonzero.astype(np.float32).astype(np.float64), nonzero):
             return True

@@ -46,12 +46,12 @@ def step(weights, activations, X, y, learning_rate, loss="mse", loss_config=None
         # numpy_impl's label smoothing y(1 − s) + s/K, on exact values (an array of mpf)
         smoothing = mpmath.mpf(loss_config.get("label_smoothing", 0.0))
         t = smooth_labels(np.array(mp(y), dtype=object), loss, smoothing).tolist() if smoothing else mp(y)
-        where = takes_logits(loss, loss_config.get("from_logits", False), activations[-1], backend)
-        value, d = loss_rules.get(loss)["exact"](where, zs[-1] if where == "z" else outs[-1], t)
+        loss_input = takes_logits(loss, loss_config.get("from_logits", False), activations[-1], backend)
+        value, d = loss_rules.get(loss)["exact"](loss_input, zs[-1] if loss_input == "z" else outs[-1], t)
         grads = []
         for l in reversed(range(len(Ws))):
             backward = activation_rules.get(activations[l])["exact_backward"]
-            dz = d if (l == len(Ws) - 1 and where == "z") else [backward(zr, ar, dr) for zr, ar, dr in
+            dz = d if (l == len(Ws) - 1 and loss_input == "z") else [backward(zr, ar, dr) for zr, ar, dr in
                                                                  zip(zs[l], outs[l], d)]
             a_prev = outs[l - 1] if l > 0 else mp(X)
             dW = [[sum(dz[n][j] * a_prev[n][i] for n in range(len(dz))) for i in range(len(a_prev[0]))]

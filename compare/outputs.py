@@ -147,16 +147,10 @@ def add_options(group):
 
 
 def requested(args):
-    """{name: path} of the outputs the command line asks for."""
-    return {name: getattr(args, name) for name in OUTPUTS if getattr(args, name, None)}
+    """{name: path} of the outputs the command line asks for (an empty path too: it is refused, not ignored)."""
+    return {name: getattr(args, name) for name in OUTPUTS if getattr(args, name, None) is not None}
 
 
 def needs_history(paths):
     """Whether any requested output draws on the per-step history."""
     return any(OUTPUTS[name]["history"] for name in paths)
-
-
-def write_all(paths, report):
-    """Write every requested output."""
-    for name, path in paths.items():
-        OUTPUTS[name]["write"](path, report)

@@ -22,8 +22,9 @@ def load_factory(spec):
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
         raise InputError(f"--impl expects MODULE:FACTORY, e.g. numpy_impl:seed_network; received {spec!r}")
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
+    cwd, added = os.getcwd(), os.getcwd() not in sys.path
+    if added:  # first while the user's module is imported, then last: a keras_impl.py (or numpy_impl.py,
+        sys.path.insert(0, cwd)  # compare.py) of the user's never stands in for this project's packages
     try:
         module = call("import", importlib.import_module, module_name)
     except InputError as exc:  # the user's module: any way its import fails is their input
@@ -31,6 +32,10 @@ def load_factory(spec):
         if reason.startswith("called sys.exit"):
             reason = reason.split(";")[0] + " while being imported (guard it: if __name__ == '__main__': ...)"
         raise InputError(f"cannot import module {module_name!r} from --impl {spec!r}: {reason}") from None
+    finally:
+        if added and cwd in sys.path:
+            sys.path.remove(cwd)
+            sys.path.append(cwd)
     factory = module
     for part in attr.split("."):
         factory = attribute(factory, part, _MISSING, f"module {module_name!r}")
@@ -111,9 +116,11 @@ def describe(network, n_inputs, n_outputs):
         raise InputError(f"the network ({type(network).__name__}) lacks {', '.join(missing)}; "
                          f"the protocol needs activations, learning_rate and methods {', '.join(METHODS)}")
     given = attribute(network, "activations", None)
-    activations = call("reading network.activations", lambda: None if isinstance(given, str) else _iterable(given))
+    activations = call("reading network.activations",
+                       lambda: _iterable(given) if isinstance(given, (list, tuple)) else None)
     if activations is None or not all(isinstance(a, str) for a in activations):
-        raise InputError(f"network.activations must be a list of activation names; received {show(given)}")
+        raise InputError(f"network.activations must be a list (or tuple) of activation names; received "
+                         f"{show(given)}")
     if not activations:
         raise InputError("network.activations is empty; expected one activation name per layer, e.g. "
                          "['tanh', 'linear']")
@@ -123,7 +130,7 @@ def describe(network, n_inputs, n_outputs):
     if inner:
         raise InputError(f"{inner[0]} is supported on the last layer only; received activations {activations}")
     lr = attribute(network, "learning_rate", None)
-    if isinstance(lr, bool) or not isinstance(lr, (int, float, np.floating, np.integer)) or not math.isfinite(lr) or lr <= 0:
+    if not finite_number(lr) or lr <= 0:
         raise InputError(f"network.learning_rate must be a finite number > 0; received {show(lr)}")
     weights = weights_of(network, len(activations))
     bad = next(((i, w) for i, w in enumerate(weights) if not np.all(np.isfinite(w))), None)
@@ -156,6 +163,17 @@ def training_spec(network):
     return {"loss": loss, "loss_config": loss_config, "optimizer": optimizer, "optimizer_config": optimizer_config}
 
 
+def finite_number(value):
+    """Whether `value` is a real number (not a bool) whose float is finite: an integer too large for a
+    float (10**400) is not."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
+
+
 def checked_config(attr, config, allowed, ranges):
     """A copy of the keyword arguments `config`, each option known, of its type and in its range.
 
@@ -181,7 +199,7 @@ def checked_config(attr, config, allowed, ranges):
             pass
         else:
             low, high, closed = ranges.get(key, (-math.inf, math.inf, False))
-            number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            number = finite_number(value)
             if not number or not (low <= value and (value <= high if closed else value < high)):
                 expected = f"in [{low:g}, {high:g}{']' if closed else ')'}" if math.isfinite(high) else f"≥ {low:g}"
                 null = " or null" if default is None else ""
@@ -239,6 +257,8 @@ def checked_gradients(result, shapes):
 
     def as_float():
         try:
+            if np.asarray(loss).dtype.kind not in "fiu":
+                raise TypeError
             return float(np.asarray(loss, dtype=np.float64).reshape(()))
         except (TypeError, ValueError):
             raise InputError(f"network.gradients(X, y) returned loss {show(loss)}; expected a float") from None

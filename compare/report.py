@@ -169,11 +169,20 @@ def ensure_writable(path):
         return
     if os.path.isdir(path):
         raise OSError(f"{path} is a folder")
+    os.stat(os.path.dirname(os.path.abspath(path)) or ".")
+    if os.path.islink(path) and not os.path.exists(path):
+        try:
+            os.stat(path)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:  # a loop of links: never replaced by a file
+                raise
     if _device(path):
         if not os.access(path, os.W_OK):
             raise PermissionError(errno.EACCES, f"{path} is not writable")
         return
     target = os.path.realpath(path)
+    if len(os.path.basename(target).encode()) > os.pathconf(os.path.dirname(target), "PC_NAME_MAX"):
+        raise OSError(errno.ENAMETOOLONG, "its name is too long")
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target), prefix=".compare-", suffix=".tmp")
     os.close(fd)
     os.remove(tmp)

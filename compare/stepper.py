@@ -30,7 +30,7 @@ def step_bounds(spec, keras, X, y, u, backend, float32_inputs=False, input_gap=N
     config = spec["loss_config"]
     y_used = smooth_labels(y, spec["loss"], config.get("label_smoothing", 0.0))
     return tolerance.step_tolerances(keras["weights_in"], spec["activations"], X, y_used, keras["zs"],
-                                     keras["activations"], u, input_gap, mine=numpy_forward, loss=spec["loss"],
+                                     keras["activations"], u, input_gap, numpy_forward=numpy_forward, loss=spec["loss"],
                                      loss_config=config, backend=backend,
                                      x_error=u * np.abs(X) if float32_inputs else 0.0)
 

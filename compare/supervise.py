@@ -50,10 +50,20 @@ def supervised(run, argv):
     # The child starts with SIGINT ignored (a Ctrl-C during its start-up would print a traceback); once
     # its own handler is in place it says "ready", and a Ctrl-C caught before that is sent again.
     holder.append(subprocess.Popen([sys.executable, "-P", "-c", "from compare.cli import main; main()", *argv],
-                                   pass_fds=(write_end,), env=env,
-                                   preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)))
+                                   pass_fds=(write_end,), env=env, preexec_fn=_child_start))
     os.close(write_end)
     return _parent(holder[0], read_end, caught)
+
+
+def _child_start():
+    """In the forked child before it runs Python: SIGINT ignored until its handler is in place, and (Linux)
+    killed with its parent, so that a parent killed outright leaves no check running on its own."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        import ctypes
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux
+        pass
 
 
 def _child(run, write_end):

@@ -51,7 +51,7 @@ def bound_product(P, Q):
 
 
 def step_bounds(weights, activations, X, y, zs, outputs, u, weight_error=None, loss="mse", loss_config=None,
-                epsilon=1e-7, backend="tensorflow", x_error=0.0, mine=None):
+                epsilon=1e-7, backend="tensorflow", x_error=0.0, numpy_forward=None):
     """Error bounds E for one side's forward outputs, loss and gradients.
 
     weights: [W0, b0, ...] in (units, inputs) convention; zs, outputs: the reference side's
@@ -60,7 +60,7 @@ def step_bounds(weights, activations, X, y, zs, outputs, u, weight_error=None, l
     identical weights; the measured gap in free-running mode). Products of two inexact factors keep
     their cross term ((|x| + e_x)(|y| + e_y) − |x||y|), and slopes are maxima over the input's
     interval, so the bound holds for gaps of any size, not only to first order.
-    mine: the numpy side's layer outputs, which decide its branch at a kink (relu′ at 0, |r| at 0, a
+    numpy_forward: the numpy side's layer outputs, which decide its branch at a kink (relu′ at 0, |r| at 0, a
     clip's edge); without them every element near a kink gets the open bound.
     Returns {"forward": [...], "loss": float, "grads": [...]}.
     """
@@ -81,22 +81,22 @@ def step_bounds(weights, activations, X, y, zs, outputs, u, weight_error=None, l
         e_outputs.append(e_a)
         a = out
     # Loss, and δ = dL/d(where the loss is evaluated).
-    where = takes_logits(loss, loss_config.get("from_logits", False), activations[-1], backend)
-    x, e_x = (zs[-1], e_zs[-1]) if where == "z" else (outputs[-1], e_outputs[-1])
+    loss_input = takes_logits(loss, loss_config.get("from_logits", False), activations[-1], backend)
+    x, e_x = (zs[-1], e_zs[-1]) if loss_input == "z" else (outputs[-1], e_outputs[-1])
     e_y = 2 * u * np.abs(y) + u * loss_config.get("label_smoothing", 0.0) if loss_config.get("label_smoothing") else 0.0
-    x_mine = None if mine is None or where == "z" else mine[-1]
-    e_loss, delta, e_delta = loss_rules.get(loss)["bounds"](where, y, x, e_x, u, epsilon, e_y, x_mine)
+    x_numpy = None if numpy_forward is None or loss_input == "z" else numpy_forward[-1]
+    e_loss, delta, e_delta = loss_rules.get(loss)["bounds"](loss_input, y, x, e_x, u, epsilon, e_y, x_numpy)
     # Backward: dz = f'(z) ⊙ δ; dW = dzᵀ a_prev; db = Σ dz; δ_prev = dz W.
     e_grads, N = [], X.shape[-2]
     for l in reversed(range(len(Ws))):
         W, aW, eW = Ws[l], absW[l], eWs[l]
         a_prev = outputs[l - 1] if l > 0 else X
         e_a_prev = e_outputs[l - 1] if l > 0 else np.zeros_like(X) + x_error
-        if l == len(Ws) - 1 and where == "z":
+        if l == len(Ws) - 1 and loss_input == "z":
             dz, e_dz = delta, e_delta
         else:
             dz, e_dz = activation_rules.get(activations[l])["backward"](
-                zs[l], outputs[l], e_zs[l], e_outputs[l], delta, e_delta, u, None if mine is None else mine[l])
+                zs[l], outputs[l], e_zs[l], e_outputs[l], delta, e_delta, u, None if numpy_forward is None else numpy_forward[l])
         # γ|dz|ᵀ|a| + E(dz)ᵀ(|a| + E(a)) + |dz|ᵀE(a) = (γ|dz| + E(dz))ᵀ|a| + (E(dz) + |dz|)ᵀE(a)
         abs_dz = np.abs(dz)
         e_dW = bound_product(_T(gamma(N, u) * abs_dz + e_dz), np.abs(a_prev))

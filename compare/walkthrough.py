@@ -20,26 +20,34 @@ STAGES = [
 ]
 
 
-def run(network, X, y, epochs=100):
-    """Yield (stage, numpy code, Keras code, conversion, largest |diff|, tolerance there, ok) for each stage."""
+def run(make, X, y, epochs=100):
+    """Yield (stage, numpy code, Keras code, conversion, largest |diff|, tolerance there, ok) for each stage.
+
+    make() returns a fresh network (the stages 1–4 use one, the loop another). Every stage is held to the
+    check's own tolerances (compare/stepper.py), with the network's declared loss and optimizer; the loop
+    is the check itself, free-running for `epochs` steps, and model.fit must end on Keras's own weights.
+    """
     import keras_impl  # first: it sets the backend and quiets TensorFlow's start-up lines
-    import keras
     import tensorflow as tf
 
-    from compare import data, protocol, tolerance
-    from compare.rounding import UNIT_ROUNDOFF
-    from compare.sequence import DRIFT_LIMIT
+    from . import data, environment, protocol
+    from .checking import check
+    from .rounding import UNIT_ROUNDOFF
+    from .sequence import DRIFT_LIMIT
+    from .stepper import step_bounds
+    from .update_tolerance import UpdateTolerance
+    network = make()
     X, y, _ = data.checked(X, y)
     spec = protocol.describe(network, X.shape[1], y.shape[1])
     weights = protocol.weights_of(network, len(spec["activations"]))
-    u = UNIT_ROUNDOFF["float64"]
+    u, lr = UNIT_ROUNDOFF["float64"], spec["learning_rate"]
     model = keras_impl.build_model(spec["sizes"], spec["activations"])
     model.set_weights(keras_impl.to_keras(weights))
-    step = keras_impl.KerasStep(keras_impl.build_model(spec["sizes"], spec["activations"]), spec["learning_rate"])
-    ref = step.step(weights, X, y)
+    step = environment.keras_step(spec, "float64")
+    keras = step.step(weights, X, y)
 
-    def worst(mine, theirs, tols):
-        diffs = [np.abs(np.asarray(m, float) - np.asarray(k, float)) for m, k in zip(mine, theirs)]
+    def worst(numpy_values, keras_values, tols):
+        diffs = [np.abs(np.asarray(m, float) - np.asarray(k, float)) for m, k in zip(numpy_values, keras_values)]
         i = int(np.argmax([d.max() for d in diffs]))
         j = np.unravel_index(int(np.argmax(diffs[i])), diffs[i].shape)
         t = np.broadcast_to(tols[i], diffs[i].shape)[j]
@@ -48,31 +56,36 @@ def run(network, X, y, epochs=100):
 
     call = protocol.call
     forward = protocol.checked_list(call("network.forward(X)", network.forward, protocol.read_only(X.copy())),
-                                    [a.shape for a in ref["activations"]], "network.forward(X)")
-    tol = tolerance.step_tolerances(weights, spec["activations"], X, y, ref["zs"], ref["activations"], u, mine=forward)
-    yield (*STAGES[0], *worst([forward[-1]], [np.asarray(model(X))], [tol["forward"][-1]]))
+                                    [a.shape for a in keras["activations"]], "network.forward(X)")
+    tol = step_bounds(spec, keras, X, y, u, "tensorflow", numpy_forward=forward)
+    model_outputs = [np.asarray(a) for a in keras_impl.layer_outputs(model, X)]
+    yield (*STAGES[0], *worst(forward, model_outputs, tol["forward"]))
     loss, grads = protocol.checked_gradients(call("network.gradients(X, y)", network.gradients,
                                                   protocol.read_only(X.copy()), protocol.read_only(y.copy())),
                                              [w.shape for w in weights])
-    keras_loss = float(keras.losses.MeanSquaredError()(y, model(X))) if spec["loss"] == "mse" else ref["loss"]
-    yield (*STAGES[1], *worst([loss], [keras_loss], [tol["loss"]]))
+    yield (*STAGES[1], *worst([loss], [float(step.loss_fn(y, model(X)))], [tol["loss"]]))
     with tf.GradientTape() as tape:
         value = step.loss_fn(y, model(X))
     tape_grads = keras_impl.from_keras([g.numpy() for g in tape.gradient(value, model.trainable_variables)])
     yield (*STAGES[2], *worst(grads, tape_grads, tol["grads"]))
     call("network.apply_gradients(grads)", network.apply_gradients, grads)
     after = protocol.weights_of(network, len(spec["activations"]))
-    from .update_tolerance import UpdateTolerance
-    update_tol = UpdateTolerance(spec["optimizer"], spec["optimizer_config"], spec["learning_rate"], u).step(
-        weights, ref["grads"], tol["grads"], ref["weights_out"], spec["learning_rate"])
-    yield (*STAGES[3], *worst(after, ref["weights_out"], update_tol))
-    for _ in range(epochs - 1):
-        _, grads = protocol.checked_gradients(call("network.gradients(X, y)", network.gradients, protocol.read_only(
-            X.copy()), protocol.read_only(y.copy())), [w.shape for w in weights])
-        call("network.apply_gradients(grads)", network.apply_gradients, grads)
-    model.compile(optimizer=step.optimizer.__class__(learning_rate=spec["learning_rate"],
-                                                     **spec["optimizer_config"]), loss=step.loss_fn)
+    update_tol = UpdateTolerance(spec["optimizer"], spec["optimizer_config"], lr, u).step(
+        weights, keras["grads"], tol["grads"], keras["weights_out"], lr)
+    yield (*STAGES[3], *worst(after, keras["weights_out"], update_tol))
+    # The loop: the check itself, free-running, on a fresh network; and fit must end where Keras's own
+    # steps end (Keras against Keras: the same arithmetic, so DRIFT_LIMIT is ample).
+    report = check(make(), X, y, steps=epochs, free_running=True)
+    step.reset(lr)
+    keras_weights = weights
+    for _ in range(epochs):
+        keras_weights = step.step(keras_weights, X, y)["weights_out"]
+    model.set_weights(keras_impl.to_keras(weights))
+    model.compile(optimizer=step.optimizer.__class__(learning_rate=lr, **spec["optimizer_config"]), loss=step.loss_fn)
     model.fit(X, y, batch_size=len(X), epochs=epochs, shuffle=False, verbose=0)
-    final, fitted = protocol.weights_of(network, len(spec["activations"])), keras_impl.from_keras(model.get_weights())
-    drift = [DRIFT_LIMIT * max(np.abs(w).max() for w in fitted)] * len(final)
-    yield (f"{STAGES[4][0]} ({epochs} epochs)", *STAGES[4][1:], *worst(final, fitted, drift))
+    fitted = keras_impl.from_keras(model.get_weights())
+    fit_ok = worst(fitted, keras_weights, [DRIFT_LIMIT * max(np.abs(w).max() for w in keras_weights)] * len(fitted))[2]
+    shown = report["first_mismatch"] or report["max_diff"]["weights"]  # the first mismatch, else the weights
+    diff, tolerance = (shown.get(k) if isinstance(shown.get(k), float) else float("nan") for k in ("abs_diff",
+                                                                                                     "tolerance"))
+    yield (f"{STAGES[4][0]} ({epochs} epochs)", *STAGES[4][1:], diff, tolerance, report["ok"] and fit_ok)

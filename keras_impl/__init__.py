@@ -26,6 +26,6 @@ def _import_tensorflow_quietly():
 _import_tensorflow_quietly()
 
 from .convert import from_keras, to_keras  # noqa: E402
-from .model import KerasStep, build_model  # noqa: E402
+from .model import KerasStep, build_model, layer_outputs  # noqa: E402
 
-__all__ = ["KerasStep", "build_model", "from_keras", "to_keras"]
+__all__ = ["KerasStep", "build_model", "from_keras", "layer_outputs", "to_keras"]

@@ -38,6 +38,15 @@ def build_model(sizes, activations, dtype="float64"):
     return keras.Sequential(layers)
 
 
+def layer_outputs(model, X):
+    """Each layer's output of a Sequential model, calling its layers in turn: the last is model(X)."""
+    outputs, a = [], X
+    for layer in model.layers:
+        a = layer(a)
+        outputs.append(a)
+    return outputs
+
+
 class KerasStep:
     """One training step of `model` with a Keras loss and optimizer, by name and keyword arguments.
 

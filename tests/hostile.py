@@ -196,3 +196,133 @@ def exiting_list():
 
 def raises_in_forward():
     return RaisesBaseException()
+
+
+# --- found by an adversarial review (issue 12, second round) -------------------------------------------
+
+class MaeLrDrift(numpy_impl.Network):
+    """Mean absolute error over two outputs, learning rate off by 1e-7: its bias gradients are counts over
+    n, exact in float32 in any precision, which once made the precision probe decide float32."""
+
+    def __init__(self):
+        super().__init__(numpy_impl.glorot_uniform([3, 4, 2], 0), ["tanh", "linear"], 0.01, loss="mae")
+
+    def apply_gradients(self, grads):
+        self._optimizer.learning_rate = self.learning_rate * (1 + 1e-7)
+        self.weights = self._optimizer.apply(self.weights, grads)
+
+
+class ExclusiveClip(numpy_impl.Network):
+    """Categorical cross-entropy on probabilities, clipping with q > ε where Keras keeps q = ε: the
+    bias puts q exactly on the edge, on both sides."""
+
+    def __init__(self):
+        super().__init__([np.zeros((2, 3)), np.array([1e-7, 1 - 1e-7])], ["linear"], 0.01,
+                         loss="categorical_crossentropy")
+
+    def gradients(self, X, y):
+        p = self.forward(X)[-1]
+        s = p.sum(axis=-1, keepdims=True)
+        q = p / s
+        qc = np.clip(q, 1e-7, 1 - 1e-7)
+        g = np.where((q > 1e-7) & (q < 1 - 1e-7), -y / qc / len(p), 0.0)
+        delta = (g - np.sum(g * q, axis=-1, keepdims=True)) / s
+        return float(np.mean(-np.sum(y * np.log(qc), axis=-1))), [delta.T @ X, delta.sum(axis=0)]
+
+
+class DeclaresAdamRunsSgd(numpy_impl.Network):
+    """Declares Adam, updates with plain SGD."""
+
+    def __init__(self):
+        super().__init__(numpy_impl.seed_weights(), ["tanh", "linear"], 0.001, optimizer="adam")
+
+    def apply_gradients(self, grads):
+        self.weights = [w - self.learning_rate * g for w, g in zip(self.weights, grads)]
+
+
+class HiddenOutputScaled(numpy_impl.Network):
+    """Reports its hidden layer's output 1.5 times too large (the prediction is right)."""
+
+    def __init__(self):
+        super().__init__(numpy_impl.seed_weights(), ["tanh", "linear"], 0.001)
+
+    def forward(self, X):
+        hidden, out = super().forward(X)
+        return [1.5 * hidden, out]
+
+
+class RaisesInAThread(Wrapper):
+    """Starts a thread that raises, then computes correctly."""
+
+    def forward(self, X):
+        import threading
+        thread = threading.Thread(target=lambda: 1 / 0, name="helper")
+        thread.start()
+        thread.join()
+        return super().forward(X)
+
+
+class ReplacesStderrThenRaises(Wrapper):
+    """Points sys.stderr at a buffer, then raises: the one line must still reach the real stderr."""
+
+    def gradients(self, X, y):
+        import io
+        sys.stderr = io.StringIO()
+        raise RuntimeError("after replacing stderr")
+
+
+class ClosesStdout(Wrapper):
+    """Closes sys.stdout in its last step: the report cannot be printed."""
+
+    def apply_gradients(self, grads):
+        sys.stdout.close()
+        super().apply_gradients(grads)
+
+
+def mae_lr_drift():
+    return MaeLrDrift()
+
+
+def adam_runs_sgd():
+    return DeclaresAdamRunsSgd()
+
+
+def hidden_scaled():
+    return HiddenOutputScaled()
+
+
+def replaces_stderr():
+    return ReplacesStderrThenRaises()
+
+
+def closes_stdout():
+    return ClosesStdout()
+
+
+def returns_none():
+    return None
+
+
+def huge_learning_rate():
+    net = Wrapper()
+    net.learning_rate = 10 ** 400
+    return net
+
+
+def string_loss():
+    class StringLoss(Wrapper):
+        def gradients(self, X, y):
+            loss, grads = super().gradients(X, y)
+            return str(loss), grads
+    return StringLoss()
+
+
+def activations_dict():
+    net = Wrapper()
+    net.activations = {"tanh": 1, "linear": 2}
+    return net
+
+
+def runs_compare():
+    from compare.cli import main
+    return main()

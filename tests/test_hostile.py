@@ -393,3 +393,135 @@ def test_ctrl_c_at_any_moment_ends_with_130_one_line_and_no_report(tmp_path, del
 @pytest.mark.parametrize("bug", [networks.BiasAveraged, networks.LearningRateDrift])
 def test_planted_bugs_still_fail_at_step_0(bug):
     assert check(bug(), X, Y, steps=3)["first_mismatch"]["step"] == 0
+
+
+# --- second round: cases an adversarial review found --------------------------------------------------
+
+def test_outputs_exact_in_float32_in_any_precision_do_not_make_the_probe_decide_float32():
+    X2, y2 = np.random.default_rng(1).normal(size=(16, 3)), np.random.default_rng(2).normal(size=(16, 2))
+    report = check(hostile.MaeLrDrift(), X2, y2, steps=5)
+    assert report["computed_dtype"] == "float64" and report["first_mismatch"]["step"] == 0
+    softmax = numpy_impl.Network(numpy_impl.glorot_uniform([3, 4, 1], 0), ["tanh", "softmax"], 0.01)
+    assert check(softmax, X2, y2[:, :1], steps=2)["computed_dtype"] == "float64"  # a 1-unit softmax is 1.0
+
+
+def test_a_clip_convention_is_caught_where_both_sides_sit_exactly_on_the_edge():
+    report = check(hostile.ExclusiveClip(), np.eye(3)[:2], np.eye(2), steps=3)
+    assert not report["ok"] and report["first_mismatch"]["quantity"] == "gradient"
+
+
+@pytest.mark.parametrize("factory", ["adam_runs_sgd", "hidden_scaled"])
+def test_the_walkthrough_never_says_agree_for_a_wrong_network(capsys, factory):
+    code, out, _ = run_main(capsys, "walkthrough", "--impl", f"hostile:{factory}", "--epochs", "5")
+    assert code == 1 and "DISAGREE" in out and "all five stages agree" not in out
+
+
+@pytest.fixture(scope="module")
+def guide_golden(tmp_path_factory):
+    path = tmp_path_factory.mktemp("golden") / "guide.npz"
+    assert main(["record", "--out", str(path), "--steps", "10"]) == 0
+    return path
+
+
+def forged(source, target, **config_changes):
+    """The golden file with config fields changed and its hash recomputed."""
+    from compare import golden
+    with np.load(source, allow_pickle=False) as npz:
+        arrays = dict(npz.items())
+    config = json.loads(str(arrays["config"]))
+    config.update(config_changes)
+    arrays["config"] = np.array(json.dumps(config))
+    arrays["sha256"] = np.array(golden.content_hash(arrays))
+    np.savez(target, **arrays)
+    return str(target)
+
+
+@pytest.mark.parametrize("changes, fragment", [
+    ({"computed_dtype": "float32", "backend": "jax"}, "pre-activations z0 are float64-accurate"),
+    ({"dtype": "float32", "computed_dtype": "float32"}, "not float32 numbers"),
+])
+def test_a_golden_file_that_claims_float32_must_show_it_in_its_values(capsys, guide_golden, tmp_path, changes,
+                                                                      fragment):
+    path = forged(guide_golden, tmp_path / "f.npz", **changes)
+    one_line_error(*run_main(capsys, "check", "--golden", path, "--impl", "networks:LearningRateDrift")[::2],
+                   fragment)
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["--optimizer", "sgd", "--optimizer-config", '{"momentum": 1' + "0" * 400 + "}"], "'momentum' must be"),
+    (["--optimizer-config", '{"a": ' + "[" * 20000 + "]" * 20000 + "}"], "JSON that cannot be read"),
+    (["--impl", "hostile:huge_learning_rate"], "learning_rate must be a finite number"),
+    (["--impl", "hostile:returns_none", "--data", "random"], "lacks get_weights"),
+    (["--impl", "hostile:string_loss"], "expected a float"),
+    (["--impl", "hostile:activations_dict"], "must be a list (or tuple)"),
+    (["--impl", "hostile:runs_compare"], "cannot run inside a check"),
+    (["--json", ""], "expects a file's path"),
+    (["--json", "out/"], "expects a file's path"),
+    (["--impl", ""], "expects MODULE:FACTORY"),
+])
+def test_more_bad_input_is_one_line(capsys, argv, fragment):
+    one_line_error(*run_main(capsys, *argv, "--steps", "2")[::2], fragment)
+
+
+def test_a_golden_config_with_a_huge_integer_is_one_line(capsys, guide_golden, tmp_path):
+    path = forged(guide_golden, tmp_path / "h.npz", spec={**json.loads(str(np.load(guide_golden)["config"]))["spec"],
+                                                          "learning_rate": 10 ** 400})
+    one_line_error(*run_main(capsys, "check", "--golden", path)[::2], "learning_rate")
+
+
+@pytest.mark.parametrize("option", ["--json", "--plot", "--junit"])
+def test_a_full_device_is_one_line(capsys, option):
+    one_line_error(*run_main(capsys, "--steps", "2", "-q", option, "/dev/full")[::2], "No space left")
+
+
+def test_a_name_too_long_is_refused_before_the_check(capsys, tmp_path):
+    one_line_error(*run_main(capsys, "--json", str(tmp_path / ("a" * 300 + ".json")))[::2], "too long")
+
+
+def test_a_symlink_loop_is_refused_and_kept(capsys, tmp_path):
+    loop = tmp_path / "self"
+    loop.symlink_to(loop)
+    one_line_error(*run_main(capsys, "--steps", "2", "--json", str(loop))[::2], "--json")
+    assert loop.is_symlink()
+
+
+def test_a_keras_impl_py_of_the_user_never_stands_in_for_the_projects(tmp_path):
+    (tmp_path / "keras_impl.py").write_text("NOTE = 'the user\\'s own'\n")
+    (tmp_path / "mine.py").write_text("import numpy_impl\ndef make():\n    return numpy_impl.seed_network()\n")
+    code, out, err = python_m_compare("--impl", "mine:make", "--steps", "3", "-q", cwd=tmp_path)
+    assert code == 0 and out.startswith("verdict: OK"), err
+
+
+def test_data_too_large_for_the_dtype_is_one_line():
+    Xl = X.astype(np.longdouble)
+    Xl[0, 0] = np.longdouble(10) ** 400
+    with pytest.raises(InputError, match="holds inf at index"):
+        check(numpy_impl.seed_network(), Xl, Y, steps=2)
+    Xf = X.copy()
+    Xf[0, 0] = 1e39
+    with pytest.raises(InputError, match="beyond the largest float32 number"):
+        check(numpy_impl.seed_network(), Xf, Y, steps=2, dtype="float32")
+
+
+def test_the_one_line_reaches_the_real_stderr_when_the_network_replaced_it():
+    code, out, err = python_m_compare("--impl", "hostile:replaces_stderr", "--steps", "2")
+    one_line_error(code, err, "after replacing stderr")
+
+
+def test_a_network_that_closes_stdout_gets_one_line():
+    code, out, err = python_m_compare("--impl", "hostile:closes_stdout", "--steps", "2")
+    one_line_error(code, err, "cannot print the report")
+
+
+def test_an_exception_python_ignores_is_a_note_not_noise():
+    report = check(hostile.RaisesInAThread(), X, Y, steps=2)
+    assert report["ok"] and any("ZeroDivisionError" in n and "thread helper" in n for n in report["notes"])
+
+
+def test_sigterm_during_start_up_is_one_line(tmp_path):
+    p = subprocess.Popen([sys.executable, "-m", "compare", "--steps", "500000"], cwd=tmp_path,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean_env(PYTHONPATH=ROOT))
+    time.sleep(0.3)
+    p.send_signal(signal.SIGTERM)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 143 and err.decode().strip() == "python -m compare: ended by SIGTERM" and out == b""

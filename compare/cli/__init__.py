@@ -16,6 +16,8 @@ def main(argv=None):
     process (compare.tune_process) and runs the check in a supervised child (compare/supervise.py), so
     that however the network's code ends the process, the exit status never says OK for a check that
     did not finish. Called with argv (tests, a user's script), it runs in place."""
+    if _running:
+        raise InputError("python -m compare cannot run inside a check (was compare.cli.main given as a factory?)")
     if argv is None:
         from .. import supervise, tune_process
         tune_process()
@@ -23,10 +25,15 @@ def main(argv=None):
     return _main(list(argv))
 
 
+_running = []  # set while a command runs
+
+
 def _main(argv):
     for stream in (sys.stdout, sys.stderr):  # '−' and '×' must not crash a non-UTF-8 terminal
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="replace")
+    stdout, stderr = sys.stdout, sys.stderr  # the network's code may replace them: the report goes here
+    _running.append(True)
     try:
         if argv and argv[0] == "walkthrough":
             from .walkthrough import walkthrough
@@ -38,23 +45,31 @@ def _main(argv):
         from .run import run
         return run(parser().parse_args(argv))
     except InputError as exc:
-        print(f"python -m compare: error: {exc}", file=sys.stderr)
-        return 2
+        return _say(stderr, f"python -m compare: error: {exc}", 2)
     except KeyboardInterrupt:
-        print("python -m compare: interrupted", file=sys.stderr)
-        return 130
+        return _say(stderr, "python -m compare: interrupted", 130)
     except MemoryError:
-        print("python -m compare: error: ran out of memory (a smaller network, batch or chunk of data "
-              "would fit)", file=sys.stderr)
-        return 2
+        return _say(stderr, "python -m compare: error: ran out of memory (a smaller network, batch or chunk of data "
+                    "would fit)", 2)
     except BaseException as exc:  # noqa: B036 - sorted below: the user's code, or a bug of ours
         where = user_frame(exc)
         if where is None:
             raise
         kind = f"called sys.exit({exc.code!r})" if isinstance(exc, SystemExit) else \
             f"raised {type(exc).__name__}: {message_of(exc)}"
-        print(f"python -m compare: error: the network's code ({where}) {kind}", file=sys.stderr)
-        return 2
+        return _say(stderr, f"python -m compare: error: the network's code ({where}) {kind}", 2)
+    finally:
+        sys.stdout, sys.stderr = stdout, stderr
+        _running.pop()
+
+
+def _say(stream, line, status):
+    """Print the one line on `stream` (the standard error as it was when the command started); `status`."""
+    try:
+        print(line, file=stream, flush=True)
+    except (OSError, ValueError):  # closed by the network's code: the exit status still says it
+        pass
+    return status
 
 
 def user_frame(exc):

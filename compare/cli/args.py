@@ -71,7 +71,10 @@ def _json_object(text):
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise argparse.ArgumentTypeError(f"malformed JSON ({exc.msg} at position {exc.pos}); received {text!r}") from None
+        raise argparse.ArgumentTypeError(f"malformed JSON ({exc.msg} at position {exc.pos}); received {text[:80]!r}") from None
+    except (ValueError, RecursionError) as exc:  # a number of over 4,300 digits, nesting too deep
+        raise argparse.ArgumentTypeError(f"JSON that cannot be read ({type(exc).__name__}); received {text[:80]!r}") \
+            from None
     if not isinstance(value, dict):
         raise argparse.ArgumentTypeError(f"expected a JSON object like {{\"momentum\": 0.9}}; received {text!r}")
     return value

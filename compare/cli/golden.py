@@ -1,4 +1,6 @@
 """The subcommands record, check and diff of python -m compare: golden files."""
+import sys
+
 from .args import Parser, parser, positive_int
 from .run import builtin_network, finish, shape_hint, writable
 
@@ -10,7 +12,7 @@ def record(argv):
     writable(args.out, "out")
     from ..environment import use_backend
     backend = use_backend(args.backend)
-    network = protocol.load_factory(args.impl) if args.impl else builtin_network(args)
+    network = protocol.load_factory(args.impl) if args.impl is not None else builtin_network(args)
     shape = shape_hint(network) if args.data == "random" else (None, None)
     X, y = data.load(args.data, *shape, loss=getattr(network, "loss", "mse"), seed=args.seed)
     steps = args.steps or 100
@@ -41,7 +43,7 @@ def check(argv):
         writable(path, option)
     golden_file = golden.GoldenReference(args.golden)
     spec = golden_file.config["spec"]
-    if args.impl:
+    if args.impl is not None:
         network = protocol.load_factory(args.impl)
         # the network's own widths, so that a file of other sizes is named as such, not as an X/y mismatch
         golden_file.verify(protocol.describe(network, *shape_hint(network)))
@@ -51,8 +53,12 @@ def check(argv):
         network = Network(weights, spec["activations"], spec["learning_rate"], spec["loss"], spec["loss_config"],
                           spec["optimizer"], spec["optimizer_config"], dtype=golden_file.config["dtype"])
     from ..checking import check as run_check
-    result = run_check(network, golden_file.files["X"], golden_file.files["y"], steps=args.steps,
-                       dtype=golden_file.config["dtype"], golden=golden_file, history=outputs.needs_history(paths))
+    streams = sys.stdout, sys.stderr  # the network's code may replace them: the report goes to these
+    try:
+        result = run_check(network, golden_file.files["X"], golden_file.files["y"], steps=args.steps,
+                           dtype=golden_file.config["dtype"], golden=golden_file, history=outputs.needs_history(paths))
+    finally:
+        sys.stdout, sys.stderr = streams
     return finish(result, paths, args.quiet)
 
 

@@ -18,13 +18,13 @@ def builtin_network(args):
     if init == "guide" and sizes != [3, 2, 1]:
         raise InputError(f"--init guide needs --layers 3,2,1; received {','.join(map(str, sizes))}")
     weights = numpy_impl.seed_weights() if init == "guide" else numpy_impl.glorot_uniform(sizes, args.seed)
-    optimizer = args.optimizer or "sgd"
+    optimizer = "sgd" if args.optimizer is None else args.optimizer
     guide = sizes == [3, 2, 1] and init == "guide"
     from ..rules import optimizers as optimizer_rules
     lr = args.learning_rate or (numpy_impl.guide.LEARNING_RATE if guide else
                                 optimizer_rules.get(optimizer)["learning_rate"])
     try:
-        return numpy_impl.Network(weights, activations, lr, loss=args.loss or "mse", loss_config=args.loss_config,
+        return numpy_impl.Network(weights, activations, lr, loss="mse" if args.loss is None else args.loss, loss_config=args.loss_config,
                                   optimizer=optimizer, optimizer_config=args.optimizer_config, dtype=args.dtype)
     except (ValueError, TypeError) as exc:
         raise InputError(str(exc)) from None
@@ -67,7 +67,7 @@ def run(args):
     paths = outputs.requested(args)
     for option, path in paths.items():
         writable(path, option)
-    if args.impl:
+    if args.impl is not None:
         given = [f"--{name.replace('_', '-')}" for name in NETWORK_OPTIONS if getattr(args, name) is not None]
         if given:
             raise InputError(f"{', '.join(given)} {'describes' if len(given) == 1 else 'describe'} the built-in "
@@ -79,12 +79,14 @@ def run(args):
     X, y = data.load(args.data, *shape, loss=protocol.attribute(network, "loss", "mse"), seed=args.seed)
     from ..checking import check
     update, close = _progress_bar()
+    streams = sys.stdout, sys.stderr  # the network's code may replace them: the report goes to these
     try:
         result = check(network, X, y, steps=args.steps, epochs=args.epochs, batch_size=args.batch_size,
                        seed=args.seed, free_running=args.free_running, dtype=args.dtype, referee=args.referee,
                        backend=backend, history=outputs.needs_history(paths), progress=update)
     finally:
         close()
+        sys.stdout, sys.stderr = streams
     return finish(result, paths, args.quiet)
 
 
@@ -93,12 +95,20 @@ def finish(result, paths, quiet):
     status. With a file on standard output ("-"), the text report goes to standard error."""
     from .. import outputs, report
     text = sys.stderr if "-" in paths.values() else sys.stdout
-    if quiet:
-        print(report.summary(result).splitlines()[-1], file=text)
-    else:
-        from rich.console import Console
-        report.render(result, Console(soft_wrap=True, file=text))
-    outputs.write_all(paths, result)
+    try:
+        if quiet:
+            print(report.summary(result).splitlines()[-1], file=text)
+        else:
+            from rich.console import Console
+            report.render(result, Console(soft_wrap=True, file=text))
+        text.flush()
+    except (OSError, ValueError) as exc:  # a closed stream (the network's code may close it)
+        raise InputError(f"cannot print the report: {exc}") from None
+    for name, path in paths.items():
+        try:
+            outputs.OUTPUTS[name]["write"](path, result)
+        except OSError as exc:
+            raise InputError(f"cannot write --{name} {path!r}: {exc.strerror or exc}") from None
     return exit_code(result)
 
 
@@ -135,6 +145,8 @@ def _progress_bar(after_s=2.0):
 def writable(path, option):
     """Refuse, before any work, an output path that cannot be written."""
     from ..report import ensure_writable
+    if path == "" or path.endswith(("/", os.sep)):
+        raise InputError(f"--{option} expects a file's path (or - for standard output); received {path!r}")
     try:
         ensure_writable(path)
     except OSError as exc:
@@ -144,8 +156,12 @@ def writable(path, option):
 def shape_hint(network):
     """(inputs, outputs) of a network, for random data shaped to fit it."""
     from .. import protocol
-    weights = protocol.call("network.get_weights()", network.get_weights)
+    get_weights = protocol.attribute(network, "get_weights", None)
+    if not callable(get_weights):
+        raise InputError(f"the network ({type(network).__name__}) lacks get_weights; the protocol needs "
+                         f"activations, learning_rate and methods {', '.join(protocol.METHODS)}")
+    weights = protocol.call("network.get_weights()", get_weights)
     try:
         return int(weights[0].shape[1]), int(weights[-1].shape[0])
-    except (TypeError, IndexError, AttributeError):
+    except (TypeError, IndexError, AttributeError, KeyError):
         raise InputError("network.get_weights() must return a list of arrays, kernel (units, inputs) first") from None

@@ -12,11 +12,12 @@ def walkthrough(argv):
     args = p.parse_args(argv)
     from ..environment import use_backend
     use_backend("tensorflow")
-    network = protocol.load_factory(args.impl or "numpy_impl:seed_network")
+    impl = "numpy_impl:seed_network" if args.impl is None else args.impl
+    protocol.load_factory(impl)  # a factory that fails is refused before any stage runs
     X, y = data.load("guide")
     all_ok = True
     for n, (stage, numpy_code, keras_code, conversion, diff, tol, ok) in enumerate(
-            stages.run(network, X, y, args.epochs), 1):
+            stages.run(lambda: protocol.load_factory(impl), X, y, args.epochs), 1):
         all_ok &= ok
         print(f"Stage {n}: {stage}")
         print(f"  numpy   {numpy_code}")

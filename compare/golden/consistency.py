@@ -79,6 +79,44 @@ def _first(bad, steps, order, element, recorded, recomputed, bound, how, name):
                          "computed from")
 
 
+# float32 rounding is 2²⁹ times float64's: a deviation of more than 2¹⁰ float64 bounds is float32's, surely.
+FLOAT32_MARGIN = 2.0 ** 10
+
+
+def precision_problem(files, config):
+    """A sentence where the file claims a precision its values belie, else None: a claim of float32 loosens
+    every tolerance of a check against the file, so it must show in the values.
+
+    dtype float32: Keras's values are float32, so every recorded weight, gradient, pre-activation, output
+    and loss must be exact in float32. computed_dtype float32 with dtype float64 (jax, torch): some
+    pre-activation of the first step must be further from its float64 recomputation than FLOAT32_MARGIN
+    float64 bounds (dense_bound), or all of them exact in float32; a float64-accurate recording is not one
+    computed in float32.
+    """
+    spec, f = config["spec"], files
+    L = len(spec["activations"])
+    if config["dtype"] == "float32":
+        for name in [f"{k}{i}" for k in "wg" for i in range(2 * L)] + [f"{k}{l}" for k in "za" for l in range(L)] \
+                + ["loss"]:
+            a = f[name][np.isfinite(f[name])]
+            if not np.array_equal(a.astype(np.float32).astype(np.float64), a):
+                return (f"config dtype is float32, but array {name} holds values that are not float32 numbers "
+                        f"(a float32 recording holds nothing else)")
+        return None
+    if config["computed_dtype"] != "float32":
+        return None
+    hi = int(f["row_offsets"][1])
+    a_prev, W, b = f["X"][f["rows"][:hi]][None], f["w0"][:1], f["w1"][:1]
+    z = f["z0"][:hi][None]
+    u64, tiny = UNIT_ROUNDOFF["float64"], np.finfo(np.float64).tiny
+    deviation = np.abs(z - (a_prev @ np.swapaxes(W, -1, -2) + b[:, None, :]))
+    exact32 = np.array_equal(z.astype(np.float32).astype(np.float64), z)
+    if exact32 or np.any(deviation > FLOAT32_MARGIN * dense_bound(a_prev, W, b, u64, False, tiny)):
+        return None
+    return ("config computed_dtype is float32, but the first step's pre-activations z0 are float64-accurate "
+            "(a recording computed in float32 differs from them by float32 rounding)")
+
+
 def dense_bound(a_prev, W, b, u, rounded_inputs, tiny):
     """E, a bound on |z − r| between the z Keras computed from a_prev, W, b and r = a_prev·Wᵀ + b
     recomputed in float64 from the same recorded values (stacks: a_prev (K, B, n), W (K, m, n), b (K, m)):
@@ -112,7 +150,7 @@ def activation_bound(name, z, f, u, tiny):
     return activation_rules.get(name)["output_bound"](z, f, u, tiny)
 
 
-def loss_bound(spec, where, u, computed_dtype, x, y):
+def loss_bound(spec, loss_input, u, computed_dtype, x, y):
     """E = 2·E(L) per step for stacked batches x (K, B, k) (ŷ, or the logits z where Keras takes them) and
     targets y after label smoothing: the loss's bounds (compare/rules/losses.py) with the same x on both sides (E(x) = 0). The
     targets carry E(y) = 2u|y| + u·s where label smoothing s rounds them, plus u|y| where Keras rounds
@@ -121,10 +159,10 @@ def loss_bound(spec, where, u, computed_dtype, x, y):
     e_y = (2 * u * np.abs(y) + u * smoothing if smoothing else 0.0) + \
         (u * np.abs(y) if computed_dtype == "float32" else 0.0)
     bounds = loss_rules.get(spec["loss"])["bounds"]
-    return 2 * np.asarray(bounds(where, y, x, np.zeros_like(x), u, EPSILON, e_y, None)[0])
+    return 2 * np.asarray(bounds(loss_input, y, x, np.zeros_like(x), u, EPSILON, e_y, None)[0])
 
 
-def recompute(spec, where, X, y, weights, zs, outputs):
+def recompute(spec, loss_input, X, y, weights, zs, outputs):
     """Each value of a stack of steps recomputed from the recorded values it was computed from, in the
     dtype of the arguments: z_l = a_{l−1}·W_lᵀ + b_l (a_{−1} = X), f_l(z_l) (numpy_impl.ops), the loss
     and δ = dL/dx of each step (numpy_impl.losses on the recorded x and y), and the gradients (backprop)."""
@@ -133,10 +171,10 @@ def recompute(spec, where, X, y, weights, zs, outputs):
     rs = [a @ np.swapaxes(W, -1, -2) + b[:, None, :] for a, W, b in zip(inputs, weights[0::2], weights[1::2])]
     fs = [ACTIVATIONS[name][0](z) for name, z in zip(names, zs)]
     on_output, on_logits = LOSSES[spec["loss"]]
-    x = zs[-1] if where == "z" else outputs[-1]
-    per_step = [(on_logits if where else on_output)(x[k], y[k]) for k in range(len(x))]
+    x = zs[-1] if loss_input == "z" else outputs[-1]
+    per_step = [(on_logits if loss_input else on_output)(x[k], y[k]) for k in range(len(x))]
     loss, delta = np.array([v for v, _ in per_step]), np.stack([d for _, d in per_step])
-    return {"z": rs, "a": fs, "loss": loss, "grads": backprop(weights, names, X, outputs, delta, where == "z")}
+    return {"z": rs, "a": fs, "loss": loss, "grads": backprop(weights, names, X, outputs, delta, loss_input == "z")}
 
 
 def backprop(weights, activations, X, outputs, delta, logits):
@@ -167,8 +205,8 @@ def step_problem(files, config):
     spec, f, backend, computed = config["spec"], files, config["backend"], config["computed_dtype"]
     u, tiny, largest = _precision(config)
     names, L = spec["activations"], len(spec["activations"])
-    where = takes_logits(spec["loss"], spec["loss_config"].get("from_logits", False), names[-1], backend)
-    source = f"{'z' if where == 'z' else 'a'}{L - 1}"
+    loss_input = takes_logits(spec["loss"], spec["loss_config"].get("from_logits", False), names[-1], backend)
+    source = f"{'z' if loss_input == 'z' else 'a'}{L - 1}"
     labels = [f"{'W' if i % 2 == 0 else 'b'}{i // 2}" for i in range(2 * L)]
     found = []
     for steps, pos in _groups(f["row_offsets"], spec["sizes"]):
@@ -176,13 +214,13 @@ def step_problem(files, config):
         X, weights = f["X"][rows], [f[f"w{i}"][steps] for i in range(2 * L)]
         zs, outputs = [f[f"z{l}"][pos] for l in range(L)], [f[f"a{l}"][pos] for l in range(L)]
         y = smooth_labels(f["y"][rows], spec["loss"], spec["loss_config"].get("label_smoothing", 0.0))
-        mine = theirs = recompute(spec, where, X, y, weights, zs, outputs)
+        in_float64 = in_precision = recompute(spec, loss_input, X, y, weights, zs, outputs)
         if computed == "float32":  # only to see where float32 overflows
             single = [[a.astype(np.float32) for a in arrays] for arrays in ([X, y], weights, zs, outputs)]
-            theirs = recompute(spec, where, *single[0], *single[1:])
+            in_precision = recompute(spec, loss_input, *single[0], *single[1:])
 
         def flag(recorded, key, i, bound, order, element, how, name):
-            r, r_c = (mine[key], theirs[key]) if i is None else (mine[key][i], theirs[key][i])
+            r, r_c = (in_float64[key], in_precision[key]) if i is None else (in_float64[key][i], in_precision[key][i])
             found.append(_first(_outside(recorded, r, bound, largest, r_c), steps, order, element, recorded, r, bound,
                                 how, name))
 
@@ -192,14 +230,14 @@ def step_problem(files, config):
                             computed == "float32", tiny)
             flag(zs[l], "z", l, E, 3 * l, lambda k: row(k, "z"),
                  f"the file's own {'X' if l == 0 else f'a{l - 1}'} and w{2 * l}, w{2 * l + 1} give", f"z{l}")
-            flag(outputs[l], "a", l, activation_bound(name, zs[l], mine["a"][l], u, tiny), 3 * l + 1,
+            flag(outputs[l], "a", l, activation_bound(name, zs[l], in_float64["a"][l], u, tiny), 3 * l + 1,
                  lambda k: row(k, "a"), f"{name}(z{l}) is", f"a{l}")
-        E = loss_bound(spec, where, u, computed, zs[-1] if where == "z" else outputs[-1], y) + tiny
+        E = loss_bound(spec, loss_input, u, computed, zs[-1] if loss_input == "z" else outputs[-1], y) + tiny
         flag(f["loss"][steps], "loss", None, E, 3 * L, lambda k: f"loss[{steps[k[0]]}]",
              f"{spec['loss']} of the file's own {source} and y is", "loss")
         rounded = {"x_error": u * np.abs(X)} if computed == "float32" else {}
         gap = [u * np.abs(w) for w in weights] if computed == "float32" else None
-        tol = step_tolerances(weights, names, X, y, zs, outputs, u, gap, mine=outputs, loss=spec["loss"],
+        tol = step_tolerances(weights, names, X, y, zs, outputs, u, gap, numpy_forward=outputs, loss=spec["loss"],
                               loss_config=spec["loss_config"], backend=backend, **rounded)["grads"]
         for i in range(2 * L):
             flag(f[f"g{i}"][steps], "grads", i, tol[i] + tiny, 3 * L + 1 + i,

@@ -2,7 +2,6 @@
 every array's name, dtype and shape, the data and rows, then its consistency with itself (consistency.py);
 and GoldenReference, which plays the trajectory back in place of Keras."""
 import json
-import math
 import os
 import zipfile
 
@@ -13,7 +12,7 @@ from numpy_impl.optimizers import OPTIMIZERS
 
 from ..errors import InputError
 from ..rules import activations as activation_rules, losses as loss_rules, optimizers as optimizer_rules
-from .consistency import consistency_problem
+from .consistency import consistency_problem, precision_problem
 from .record import FORMAT, FORMAT_V1, HASH, content_hash
 
 SPEC_FIELDS = ("sizes", "activations", "loss", "loss_config", "optimizer", "optimizer_config", "learning_rate")
@@ -39,7 +38,7 @@ def load(path):
                      "it again for a v2 file")
     _shapes(files, config, path)
     _values(files, config, path)
-    problem = consistency_problem(files, config)
+    problem = consistency_problem(files, config) or precision_problem(files, config)
     if problem:
         raise InputError(f"{path} is a damaged golden file: {problem}")
     return files, config, versions, notes
@@ -173,7 +172,7 @@ def _config(files, path):
     need(not set(names[:-1]) & set(activation_rules.LAST_LAYER_ONLY), "spec.activations",
          f"free of {', '.join(activation_rules.LAST_LAYER_ONLY)} but on the last layer")
     lr = spec["learning_rate"]
-    need(_number(lr) and math.isfinite(lr) and lr > 0, "spec.learning_rate", "a finite number > 0")
+    need(protocol.finite_number(lr) and lr > 0, "spec.learning_rate", "a finite number > 0")
     need(isinstance(spec["loss"], str) and spec["loss"] in LOSSES, "spec.loss", f"one of {', '.join(sorted(LOSSES))}")
     need(isinstance(spec["optimizer"], str) and spec["optimizer"] in OPTIMIZERS, "spec.optimizer",
          f"one of {', '.join(sorted(OPTIMIZERS))}")
@@ -212,10 +211,6 @@ def _keys(path, what, mapping, keys):
 
 def _int(x):
     return isinstance(x, int) and not isinstance(x, bool)
-
-
-def _number(x):
-    return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
 def _described(a):

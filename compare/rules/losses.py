@@ -136,10 +136,9 @@ def categorical_bounds(on_logits, y, x, e_x, u, epsilon, e_y, x_numpy):
     qc = np.clip(q, lo, hi)
     inside = (q >= lo) & (q <= hi)
     edge = (np.abs(q - lo) <= e_q) | (np.abs(q - hi) <= e_q)
-    if x_numpy is not None:  # the numpy side's q as we compute it; within a few ulp of an edge, unknown
+    if x_numpy is not None:  # the numpy side's q, computed as Keras computes it (x / Σx)
         q_numpy = x_numpy / x_numpy.sum(axis=-1, keepdims=True)
-        unsure = (np.abs(q_numpy - lo) <= 4 * u * lo) | (np.abs(q_numpy - hi) <= 4 * u)
-        edge = edge & (unsure | (inside != ((q_numpy >= lo) & (q_numpy <= hi))))
+        edge = kink_open(edge, inside, (q_numpy >= lo) & (q_numpy <= hi))
     room = np.maximum(qc - e_q, lo)
     g = np.where(inside, -y / qc / N, 0.0)
     e_g = np.where(inside, (np.abs(y) * e_q / room + e_y) / (N * qc) + 2 * u * np.abs(g), 0.0)
