@@ -4,6 +4,7 @@ Numerical Algorithms*, ch. 3):
     sum or dot product of n terms   |error| ≤ γ_n · Σ|terms|,  γ_n = n·u / (1 − n·u)
     one rounded operation           |error| ≤ u·|result|
     exp, log, tanh, sigmoid         |error| ≤ 8 ulp ≤ 16·u·|result| (TensorFlow: ≤ 6 ulp, measured)
+    a result below the smallest normal number   |error| ≤ that number (subnormal, or flushed to 0)
 
 u is the unit roundoff (2⁻⁵³ in float64, 2⁻²⁴ in float32).
 """
@@ -13,6 +14,12 @@ UNIT_ROUNDOFF = {"float64": 2.0 ** -53, "float32": 2.0 ** -24}
 
 # Allowed error of one side's exp, log, log1p, tanh or sigmoid, in units of u·|result|.
 TRANSCENDENTAL = 16.0
+
+
+def underflow(u):
+    """The smallest normal number of the precision whose unit roundoff is u: below it a result may be
+    subnormal (relative error unbounded) or flushed to zero, an absolute error of at most this much."""
+    return float(np.finfo(np.float32 if u >= UNIT_ROUNDOFF["float32"] else np.float64).tiny)
 
 
 def gamma(n, u):

@@ -14,7 +14,7 @@ Each entry:
 import mpmath
 import numpy as np
 
-from ..rounding import TRANSCENDENTAL, gamma
+from ..rounding import TRANSCENDENTAL, gamma, underflow
 from . import lookup
 
 
@@ -58,9 +58,12 @@ def elementwise(error, slope_range, slope_at, slope_error, exact, exact_slope, k
 
 # --- softmax: a row at a time ----------------------------------------------------------------------
 def softmax_error(a, e_z, u):
-    """E(softmax(z)) = a·(expm1(2·max_row E(z)) + (K + 4)·16u): a shift of each z_j by ≤ e changes a_j by ≤ a_j(e^{2e} − 1)."""
+    """E(softmax(z)) = a·(expm1(2·max_row E(z)) + (K + 4)·16u) + 2·tiny: a shift of each z_j by ≤ e changes a_j
+    by ≤ a_j(e^{2e} − 1); e^{z_j − m} and the quotient below the smallest normal number (tiny) may each be
+    subnormal or flushed to 0 (found as a false alarm: a correct relu-softmax network whose logits were ~400
+    apart failed at step 9 on one element that was 0 on one side and not on the other)."""
     k = a.shape[-1]
-    return a * (np.expm1(2 * e_z.max(axis=-1, keepdims=True)) + (k + 4) * TRANSCENDENTAL * u)
+    return a * (np.expm1(2 * e_z.max(axis=-1, keepdims=True)) + (k + 4) * TRANSCENDENTAL * u) + 2 * underflow(u)
 
 
 def softmax_backward(z, a, e_z, e_a, delta, e_delta, u, numpy_a=None):
@@ -104,9 +107,10 @@ def _tanh_range(z, e_z):
 
 
 def sigmoid_range(z, e_z):
-    """max |σ′| over z ± e_z."""
-    s = 1 / (1 + np.exp(-np.maximum(np.abs(z) - e_z, 0)))
-    return s * (1 - s)
+    """max |σ′| over z ± e_z: σ′(x) = t/(1 + t)², t = e^{−x}, at x = max(|z| − e_z, 0). (σ(x)(1 − σ(x))
+    cancels to 0 past x ≈ 37, where σ(−x) ≈ e^{−x} still needs its relative error bounded.)"""
+    t = np.exp(-np.maximum(np.abs(z) - e_z, 0))
+    return t / (1 + t) ** 2
 
 
 def _elu_range(z, e_z):
@@ -125,8 +129,9 @@ def _exact(z, a, u):
 
 
 def _transcendental(z, a, u):
-    """exp, tanh, sigmoid: within 8 ulp, 16u·|a|."""
-    return TRANSCENDENTAL * u * np.abs(a)
+    """exp, tanh, sigmoid: within 8 ulp, 16u·|a|; below the smallest normal number, within it (σ(z) for z
+    below −708 is subnormal or 0)."""
+    return TRANSCENDENTAL * u * np.abs(a) + underflow(u)
 
 
 def _elu_own_error(z, a, u):
