@@ -19,6 +19,7 @@ from .chunks import in_chunks
 from .environment import DTYPES, use_backend
 from .errors import InputError, message_of, show
 from .rounding import UNIT_ROUNDOFF
+from .rules.losses import declared_convention
 from .sequence import new_drift, step_by_step
 from .stepper import Stepper
 from .tally import Stop
@@ -120,7 +121,7 @@ def check(network, X, y, steps=None, epochs=None, batch_size=None, seed=0, free_
         judged = referees.judge(referee, current if stop else first, spec, keras_step, u, seed, mismatch, backend,
                                 UNIT_ROUNDOFF[dtype])
     t_end = time.perf_counter()
-    verdict = "mismatch" if stop else ("incomplete" if checked < steps else "ok")
+    verdict = verdict_of(stop, checked, steps)
     return {
         "ok": verdict == "ok",
         "verdict": verdict,
@@ -135,6 +136,7 @@ def check(network, X, y, steps=None, epochs=None, batch_size=None, seed=0, free_
                     "loss": spec["loss"], "loss_config": spec["loss_config"], "optimizer": spec["optimizer"],
                     "optimizer_config": spec["optimizer_config"],
                     "parameters": int(sum(np.prod(s) for s in shapes)), "type": type(network).__name__},
+        "loss_convention": declared_convention(spec["loss"], spec["loss_config"], spec["loss_scale"]),
         "data": {"rows": int(X.shape[0]), "inputs": int(X.shape[1]), "outputs": int(y.shape[1]),
                  "batch_size": batch_size, "steps_per_epoch": steps_per_epoch, "epochs_started": epoch + 1,
                  "seed": seed},
@@ -142,6 +144,9 @@ def check(network, X, y, steps=None, epochs=None, batch_size=None, seed=0, free_
         "first_mismatch": stop.mismatch if stop else None,
         "nonfinite": stop.nonfinite if stop else None,
         "diagnosis": stop.diagnosis if stop else None,
+        "causes": stop.causes if stop else [],
+        "location": stop.location if stop else None,
+        "tensors": stop.tensors if stop else None,
         "max_diff": tally.overall,
         "drift": drift if free_running else None,
         "referee": judged,
@@ -150,6 +155,14 @@ def check(network, X, y, steps=None, epochs=None, batch_size=None, seed=0, free_
         **({"history": tally.history} if history else {}),
         "timing": {"setup_s": t_setup - t0, "steps_s": t_end - t_setup, "total_s": t_end - t0},
     }
+
+
+def verdict_of(stop, checked, steps):
+    """"mismatch" at a Stop, but "diverged" where both sides went non-finite alike with nothing that
+    disagreed up to there; "incomplete" when fewer steps were compared than asked; else "ok"."""
+    if stop:
+        return "diverged" if stop.nonfinite and stop.nonfinite.get("alike") else "mismatch"
+    return "incomplete" if checked < steps else "ok"
 
 
 @contextlib.contextmanager

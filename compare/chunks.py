@@ -77,8 +77,8 @@ def compare_chunk(stepper, keras_step, first, epochs, Xs, ys, numpy_steps):
     while start < len(numpy_steps):
         k = start + int(np.argmax(fails[start:])) if fails[start:].any() else complete
         if k > start:
-            stepper.tally.add_steps(first + start, {q: (names, *(a[start:k] for a in arrays))
-                                                    for q, (names, arrays) in summaries.items()},
+            stepper.tally.add_steps(first + start, {q: (tensors, *(a[start:k] for a in arrays))
+                                                    for q, (tensors, arrays) in summaries.items()},
                                     [s["loss"] for s in numpy_steps[start:k]], keras["loss"][start:k])
             stepper.checked, stepper.epoch = first + k, epochs[k - 1]
         if k == len(numpy_steps):
@@ -106,23 +106,25 @@ def summarise(stepper, numpy_steps, keras, tol, entering_tol, count):
         return fails, summaries
     r = slice(0, count)
 
-    def of(names, numpy_arrays, keras_arrays, tols):
-        stats = [summarize(m, k_[r], t if np.ndim(t) == 0 or len(t) == 1 else t[r])
+    def of(names, numpy_arrays, keras_arrays, tols, phase=None):
+        stats = [summarize(m, k_[r], t if np.ndim(t) == 0 or len(t) == 1 else t[r], picks=True)
                  for m, k_, t in zip(numpy_arrays, keras_arrays, tols)]
-        for _, _, rmax, nonfinite in stats:
+        for _, _, rmax, nonfinite, _ in stats:
             fails[:] |= failing(rmax, nonfinite)
-        return names, [np.stack([s_[i] for s_ in stats], axis=1) for i in range(3)]
+        tensors = [(n, phase, m.shape[1:]) for n, m in zip(names, numpy_arrays)]
+        return tensors, [np.stack([s_[i] for s_ in stats], axis=1) for i in (0, 1, 2, 4)]
 
     names = stepper.names
     numpy = {key: [stack([s[key][i] for s in numpy_steps]) for i in range(len(numpy_steps[0][key]))]
              for key in ("weights", "forward", "grads", "updated")}
-    entering = of(names, numpy["weights"], keras["weights_in"], entering_tol)
+    entering = of(names, numpy["weights"], keras["weights_in"], entering_tol, "entering")
     summaries["forward"] = of(layer_output_names(stepper.n_layers), numpy["forward"], keras["activations"],
                               tol["forward"])
     summaries["loss"] = of(["loss"], [np.array([s["loss"] for s in numpy_steps])], [keras["loss"]], [tol["loss"]])
     summaries["gradient"] = of(["d" + n for n in names], numpy["grads"], keras["grads"], tol["grads"])
-    updated = of(names, numpy["updated"], keras["weights_out"], tol["updated"])
-    summaries["weights"] = (names + names, [np.concatenate([a, b], axis=1) for a, b in zip(entering[1], updated[1])])
+    updated = of(names, numpy["updated"], keras["weights_out"], tol["updated"], "updated")
+    summaries["weights"] = (entering[0] + updated[0],
+                            [np.concatenate([a, b], axis=1) for a, b in zip(entering[1], updated[1])])
     return fails, summaries
 
 

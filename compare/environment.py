@@ -94,13 +94,14 @@ _KERAS_STEPS = {}
 def keras_step(spec, dtype):
     """A KerasStep for this architecture, loss and optimizer, built and traced once per process, reset."""
     key = json.dumps([spec["sizes"], spec["activations"], spec["loss"], spec["loss_config"], spec["optimizer"],
-                      spec["optimizer_config"], dtype], sort_keys=True)
+                      spec["optimizer_config"], dtype, spec.get("loss_scale", 1.0)], sort_keys=True)
     if key not in _KERAS_STEPS:
         from keras_impl import KerasStep, build_model
         model = build_model(spec["sizes"], spec["activations"], dtype)
         try:
             _KERAS_STEPS[key] = KerasStep(model, spec["learning_rate"], spec["loss"], spec["loss_config"],
-                                          spec["optimizer"], spec["optimizer_config"])
+                                          spec["optimizer"], spec["optimizer_config"],
+                                          loss_scale=spec.get("loss_scale", 1.0))
         except (ValueError, TypeError) as exc:  # Keras's own check of a hyper-parameter's value
             raise InputError(f"Keras refused loss {spec['loss']} {spec['loss_config']} or optimizer "
                              f"{spec['optimizer']} {spec['optimizer_config']}: {exc}") from None

@@ -27,12 +27,13 @@ def mp(a):
 
 
 def step(weights, activations, X, y, learning_rate, loss="mse", loss_config=None, optimizer="sgd",
-         optimizer_config=None, first_step=True, backend="tensorflow"):
+         optimizer_config=None, first_step=True, backend="tensorflow", loss_scale=1.0):
     """{'forward': [...], 'loss': mpf, 'grads': [...], 'updated': [...] or None} as nested lists of mpf.
 
     The update needs the optimizer's state; it is computed at the first step (state at its initial
     value) and at any step for an optimizer that keeps none, else 'updated' is None. Each activation's,
-    loss's and optimizer's exact rule is its entry in compare/rules.
+    loss's and optimizer's exact rule is its entry in compare/rules. A declared convention multiplies the
+    loss and dL/dx by c = loss_scale × (N for reduction "sum"), exactly.
     """
     loss_config = loss_config or {}
     with mpmath.workdps(DIGITS):
@@ -48,6 +49,8 @@ def step(weights, activations, X, y, learning_rate, loss="mse", loss_config=None
         t = smooth_labels(np.array(mp(y), dtype=object), loss, smoothing).tolist() if smoothing else mp(y)
         loss_input = takes_logits(loss, loss_config.get("from_logits", False), activations[-1], backend)
         value, d = loss_rules.get(loss)["exact"](loss_input, zs[-1] if loss_input == "z" else outs[-1], t)
+        c = loss_rules.convention_factor(loss_config, mpmath.mpf(loss_scale), len(X))
+        value, d = c * value, [[c * v for v in row] for row in d]
         grads = []
         for l in reversed(range(len(Ws))):
             backward = activation_rules.get(activations[l])["exact_backward"]

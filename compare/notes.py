@@ -4,10 +4,10 @@ from numpy_impl.optimizers import OPTIMIZERS, f32
 from .rules import optimizers as optimizer_rules
 
 
-def float32_casts(spec, dtype, as_cause=False):
-    """Sentences for each hyper-parameter that Keras rounds through float32 in this configuration
-    (its optimizer's `casts`, compare/rules/optimizers.py), as a note, or, with as_cause, as a
-    possible cause of an update mismatch."""
+def float32_casts(spec, dtype):
+    """A note for each hyper-parameter that Keras rounds through float32 in this configuration (its
+    optimizer's `casts`, compare/rules/optimizers.py). As a cause of a mismatch it is a hypothesis tested
+    against the numbers (compare/diagnosis/updates.py, "no float32 cast"), never a sentence appended."""
     if dtype != "float64":
         return []
     config = {**OPTIMIZERS[spec["optimizer"]].defaults, **spec["optimizer_config"]}
@@ -17,8 +17,7 @@ def float32_casts(spec, dtype, as_cause=False):
         if isinstance(value, (int, float)) and not isinstance(value, bool) and value and f32(value) != value:
             fact = (f"Keras uses {spec['optimizer']} {name}={value!r} as {f32(value)!r} "
                     f"{(where + ' ') if where else ''}(cast through float32 on TensorFlow)")
-            out.append(f"if the numpy side uses {name}={value!r} exactly: {fact}" if as_cause
-                       else f"{fact}; numpy_impl does the same")
+            out.append(f"{fact}; numpy_impl does the same")
     return out
 
 

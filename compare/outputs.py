@@ -7,10 +7,8 @@ write(path, report). Every file is written through report.atomic_write ("-" is s
 import json
 import xml.etree.ElementTree as ET  # noqa: N817
 
-import numpy as np
-
 from .names import QUANTITIES
-from .report import atomic_write, summary
+from .report import atomic_write, element_place, summary, tensor_of
 
 
 # --- JSON ------------------------------------------------------------------------------------------
@@ -31,102 +29,82 @@ def _finite(value):
 
 # --- JUnit XML: a testcase per quantity ---------------------------------------------------------------
 def junit_xml(report):
-    """A <testsuite> with a testcase per quantity; the failing one carries the mismatch report."""
+    """A <testsuite> with a testcase per quantity, named after it, and one for "every step asked for was
+    compared". The quantity that failed (or first went non-finite) carries a <failure> whose message
+    names the step, tensor, index, both values, |diff|, tolerance and the verdict; a quantity never
+    compared is <skipped> with the reason, never a pass."""
+    from .report import verdict_text
     net = report["network"]
     name = f"compare.{'-'.join(map(str, net['layers']))}.{report['backend']}.{report['dtype']}"
-    failing = (report["first_mismatch"] or report["nonfinite"] or {}).get("quantity")
-    incomplete = report.get("verdict") == "incomplete"
-    suite = ET.Element("testsuite", name=name, tests=str(len(QUANTITIES) + 1), failures="0" if report["ok"] else "1",
-                       errors="0", time=f"{report['timing']['total_s']:.3f}")
+    where = report["first_mismatch"] or report["nonfinite"] or {}
+    failing, verdict = where.get("quantity"), report.get("verdict")
+    text, line = summary(report), verdict_text(report)
+    suite = ET.Element("testsuite", name=name, tests=str(len(QUANTITIES) + 1), errors="0",
+                       time=f"{report['timing']['total_s']:.3f}")
     props = ET.SubElement(suite, "properties")
-    for key in ("steps_checked", "steps_requested", "mode", "computed_dtype"):
-        ET.SubElement(props, "property", name=key, value=str(report[key]))
-    text = summary(report)
+    for key in ("verdict", "steps_checked", "steps_requested", "mode", "computed_dtype"):
+        ET.SubElement(props, "property", name=key, value=str(report.get(key)))
+    failures = skipped = 0
     for q in QUANTITIES:
         s = report["max_diff"][q]
-        case = ET.SubElement(suite, "testcase", classname=name, name=f"{q} agrees for steps 0-{report['steps_checked'] - 1}",
-                             time="0")
-        if q == failing or (failing is None and not report["ok"] and not incomplete and q == "loss"):
-            message = report["diagnosis"] or f"{q} disagrees"
-            ET.SubElement(case, "failure", message=message, type="mismatch").text = text
+        case = ET.SubElement(suite, "testcase", classname=name, name=q, time="0")
+        if q == failing:
+            failures += 1
+            ET.SubElement(case, "failure", message=failure_message(where, report),
+                          type="diverged" if verdict == "diverged" else "mismatch").text = text
+        elif not s.get("compared"):
+            skipped += 1
+            ET.SubElement(case, "skipped", message=f"{q} was not compared: {_stopped(report)}")
         else:
+            r = s["largest_ratio"]
             ET.SubElement(case, "system-out").text = (
-                f"largest |diff| {s['abs_diff']:.3g}, largest diff/tolerance {s['tolerance_ratio']:.3g}")
+                f"{q} agrees at every element compared; largest diff/tolerance {float(r['ratio']):.3g} (|diff| {float(r['abs_diff']):.3g}, "
+                f"tolerance {float(r['tolerance']):.3g}) at {element_place(r)}")
     case = ET.SubElement(suite, "testcase", classname=name, name="every step asked for was compared", time="0")
-    if incomplete:
-        ET.SubElement(case, "failure", message=f"{report['steps_checked']} of {report['steps_requested']} steps "
-                      "compared", type="incomplete").text = text
+    if verdict == "incomplete":
+        failures += 1
+        ET.SubElement(case, "failure", message=line, type="incomplete").text = text
+    elif report["steps_checked"] < report["steps_requested"]:
+        skipped += 1
+        ET.SubElement(case, "skipped", message=f"steps {report['steps_checked']} to {report['steps_requested'] - 1} "
+                      f"were not compared: {_stopped(report)}")
+    suite.set("failures", str(failures))
+    suite.set("skipped", str(skipped))
     return ET.tostring(suite, encoding="unicode", xml_declaration=True)
+
+
+def failure_message(where, report):
+    """'step 0, gradient dW0[1, 1]: numpy 7.73…, keras -5.15…, |diff| 12.9…, tolerance 9.73e-13; verdict mismatch
+    (1 of 100 steps compared)'."""
+    index = f"{list(where['index'])}" if where.get("index") else ""
+    parts = [f"step {where['step']}, {tensor_of(where)}{index}"]
+    for key, label in (("numpy", "numpy"), ("keras", "keras"), ("abs_diff", "|diff|"), ("tolerance", "tolerance")):
+        if key in where:
+            parts.append(f"{label} {where[key]!r}")
+    if "value" in where and "numpy" not in where:
+        parts.append(f"{where['value']} on {where['side']} side{'s' * (where['side'] == 'both')}")
+    return (f"{parts[0]}: {', '.join(parts[1:])}; verdict {report['verdict']} ({report['steps_checked']} of "
+            f"{report['steps_requested']} steps compared)")
+
+
+def _stopped(report):
+    """Why a check compared less than asked: the step it stopped at, or the notes."""
+    where = report["first_mismatch"] or report["nonfinite"]
+    if where:
+        return f"the check stopped at step {where['step']}, {tensor_of(where)}"
+    return "; ".join(report["notes"][-1:]) or "fewer steps were compared than asked"
 
 
 def write_junit(path, report):
     atomic_write(path, junit_xml(report) + "\n")
 
 
-# --- the plot: both loss curves, and the largest difference per step per quantity ---------------------
-COLOURS = {"weights": "tab:blue", "forward": "tab:green", "loss": "tab:purple", "gradient": "tab:red"}
-
-
-def _envelope(steps, values, reduce, bins=400):
-    """Per bin of steps, the largest (or smallest) value: a readable envelope of a long noisy series."""
-    values = np.asarray(values, dtype=float)
-    if len(values) <= bins:
-        return steps, values
-    edges = np.linspace(0, len(values), bins + 1).astype(int)
-    with np.errstate(all="ignore"):
-        out = np.array([reduce(values[a:b]) if b > a else np.nan for a, b in zip(edges[:-1], edges[1:])])
-    return steps[edges[:-1]], out
-
-
+# --- the plot (compare/plot.py) --------------------------------------------------------------------------
 def write_plot(path, report):
-    """Top: both sides' loss per step, overlaid. Below, one panel per quantity: the largest |diff| per
-    step and the tolerance at that element (dashed), on a log scale, with the first mismatch marked.
-    Long runs are drawn as per-bin envelopes (largest diff, smallest tolerance of 400 bins)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    h = report["history"]
-    steps = np.arange(len(h["loss_numpy"]))
-    fig = plt.figure(figsize=(11, 8.5))
-    grid = fig.add_gridspec(3, 2, height_ratios=[1.1, 1, 1])
-    top = fig.add_subplot(grid[0, :])
-    top.plot(steps, h["loss_keras"], color="black", lw=3, alpha=0.3, label="Keras")
-    top.plot(steps, h["loss_numpy"], color="tab:orange", lw=1, label="numpy")
-    top.set_ylabel("loss")
-    losses = np.asarray(h["loss_keras"], dtype=float)
-    if np.all(losses[np.isfinite(losses)] > 0):
-        top.set_yscale("log")
-    top.legend(loc="upper right")
-    net = report["network"]
-    verdict = "agree" if report["ok"] else ("INCOMPLETE" if report.get("verdict") == "incomplete" else "MISMATCH")
-    top.set_title(f"numpy vs Keras: {'-'.join(map(str, net['layers']))} [{', '.join(net['activations'])}], "
-                  f"{net['loss']}, {net['optimizer']} lr {net['learning_rate']:g}, {report['backend']} "
-                  f"{report['computed_dtype']}: {verdict}", fontsize=11)
-    m = report["first_mismatch"] or report.get("nonfinite")
-    for i, q in enumerate(QUANTITIES):
-        ax = fig.add_subplot(grid[1 + i // 2, i % 2], sharex=top)
-        x, diff = _envelope(steps, h[q]["abs_diff"], np.nanmax)
-        _, tol = _envelope(steps, h[q]["tolerance"], np.nanmin)
-        shown = diff > 0
-        ax.plot(x[shown], diff[shown], ".", ms=2.5, color=COLOURS[q], label="largest |numpy − Keras|")
-        ax.plot(x, tol, "--", lw=1.2, color="black", alpha=0.7, label="its tolerance")
-        if np.any(diff > 0) or np.any(tol > 0):  # a panel with nothing positive (all 0, or none run) stays linear
-            ax.set_yscale("log")
-        ax.set_title(f"{q}: worst diff/tolerance {report['max_diff'][q]['tolerance_ratio']:.3g}", fontsize=10)
-        if m and m["quantity"] == q:
-            ax.axvline(m["step"], color="red", lw=1.2)
-            ax.plot([m["step"]], [m["abs_diff"] if isinstance(m.get("abs_diff"), float) else np.nanmax(diff)],
-                    "rx", ms=10, mew=2, label=f"first mismatch, step {m['step']}")
-        if i >= 2:
-            ax.set_xlabel("step")
-        ax.legend(loc="lower right", fontsize=7)
-    if m:
-        top.axvline(m["step"], color="red", lw=1.2)
-    fig.tight_layout()
-    try:
-        atomic_write(path, lambda f: fig.savefig(f, dpi=100, format="png"), suffix=".png")
-    finally:
-        plt.close(fig)
+    """The figure of compare/plot.py as a PNG."""
+    from .plot import figure
+    fig = figure(report)
+    atomic_write(path, lambda f: fig.savefig(f, dpi=100, format="png"), suffix=".png")
 
 
 OUTPUTS = {
@@ -135,7 +113,8 @@ OUTPUTS = {
                      "error)"},
     "plot": {"metavar": "PATH.png", "history": True, "write": write_plot,
              "help": "write a PNG: both loss curves, and the largest difference per step per quantity against "
-                     "its tolerance"},
+                     "its tolerance; a failure in the first steps: the failing tensor, numpy against Keras per "
+                     "element"},
     "junit": {"metavar": "PATH.xml", "history": True, "write": write_junit, "help": "write JUnit XML for CI systems"},
 }
 

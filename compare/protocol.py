@@ -108,7 +108,8 @@ def describe(network, n_inputs, n_outputs):
     """Check the protocol's attributes and weight shapes; return the network's spec as a dict.
 
     spec: sizes (every layer's width, the input included: [3, 2, 1] for the guide's network),
-    activations, learning_rate, loss, loss_config, optimizer, optimizer_config.
+    activations, learning_rate, loss, loss_config (its reduction included), loss_scale, optimizer,
+    optimizer_config.
     """
     missing = [m for m in METHODS if not callable(attribute(network, m, None))]
     missing += [a for a in ("activations", "learning_rate") if attribute(network, a, _MISSING) is _MISSING]
@@ -150,7 +151,9 @@ def describe(network, n_inputs, n_outputs):
 
 
 def training_spec(network):
-    """The network's loss and optimizer, by Keras name and keyword arguments; mse and sgd when undeclared."""
+    """The network's loss and optimizer, by Keras name and keyword arguments; mse and sgd when undeclared.
+    loss_scale (default 1): a declared constant multiplying Keras's loss (0.5 for ½·mean, k/2 for the textbook
+    quadratic cost), applied inside the Keras side's differentiated function."""
     from numpy_impl.optimizers import OPTIMIZERS
     loss = attribute(network, "loss", "mse")
     optimizer = attribute(network, "optimizer", "sgd")
@@ -160,7 +163,12 @@ def training_spec(network):
                                  loss_rule["ranges"])
     optimizer_config = checked_config("optimizer_config", attribute(network, "optimizer_config", None),
                                       OPTIMIZERS[optimizer].defaults, optimizer_rules.get(optimizer)["ranges"])
-    return {"loss": loss, "loss_config": loss_config, "optimizer": optimizer, "optimizer_config": optimizer_config}
+    scale = attribute(network, "loss_scale", 1.0)
+    if not finite_number(scale) or scale <= 0:
+        raise InputError(f"network.loss_scale must be a finite number > 0 (the constant multiplying Keras's loss, "
+                         f"e.g. 0.5); received {show(scale)}")
+    return {"loss": loss, "loss_config": loss_config, "loss_scale": float(scale), "optimizer": optimizer,
+            "optimizer_config": optimizer_config}
 
 
 def finite_number(value):
@@ -177,9 +185,9 @@ def finite_number(value):
 def checked_config(attr, config, allowed, ranges):
     """A copy of the keyword arguments `config`, each option known, of its type and in its range.
 
-    `allowed` maps each option to its default (or its type): a bool option takes true/false; a numeric
-    one a finite number in `ranges` (low, high, high included: the rules entry's), and null only where
-    the default itself is None (weight_decay).
+    `allowed` maps each option to its default (or its type): a bool option takes true/false; a name (a str
+    default) one of the names `ranges` accepts; a numeric one a finite number in `ranges` (low, high, high
+    included: the rules entry's), and null only where the default itself is None (weight_decay).
     """
     config = {} if config is None else config
     if not isinstance(config, dict):
@@ -195,6 +203,12 @@ def checked_config(attr, config, allowed, ranges):
         if kind is bool:
             if not isinstance(value, bool):
                 raise InputError(f"{attr} option {key!r} must be a bool (true or false); received {show(value)}")
+        elif kind is str:  # a name: ranges holds (the accepted ones, the refused ones with the reason)
+            accepted, refused = ranges[key]
+            if not isinstance(value, str) or value not in accepted:
+                why = f" ({refused[value]})" if _hashable(value) and value in refused else ""
+                raise InputError(f"{attr} option {key!r} must be one of {', '.join(map(repr, accepted))}; received "
+                                 f"{show(value)}{why}")
         elif value is None and default is None:
             pass
         else:
@@ -208,6 +222,14 @@ def checked_config(attr, config, allowed, ranges):
             value = float(value)
         out[key] = value
     return out
+
+
+def _hashable(value):
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
 
 
 def _iterable(x):

@@ -54,7 +54,8 @@ def exact_referee(step, spec, Xb, yb, weights_numpy, weights_keras, numpy_out, k
                          f"{params}: use --referee finite_differences")
     args = dict(activations=spec["activations"], X=Xb, y=yb, learning_rate=spec["learning_rate"],
                 loss=spec["loss"], loss_config=spec["loss_config"], optimizer=spec["optimizer"],
-                optimizer_config=spec["optimizer_config"], first_step=first_step, backend=backend)
+                optimizer_config=spec["optimizer_config"], first_step=first_step, backend=backend,
+                loss_scale=spec.get("loss_scale", 1.0))
     ref_numpy = _floats(exact.step(weights_numpy, **args))
     same = all(np.array_equal(a, b) for a, b in zip(weights_numpy, weights_keras))
     ref_keras = ref_numpy if same else _floats(exact.step(weights_keras, **args))
@@ -159,7 +160,8 @@ def judge(name, at, spec, keras_step, u, seed, mismatch, backend, u_numpy):
             from numpy_impl import Network
             oracle = "numpy_impl (float64; Keras computes in float32 on this backend)"
             loss_at = lambda w: Network(w, spec["activations"], spec["learning_rate"], spec["loss"],  # noqa: E731
-                                        spec["loss_config"]).loss_value(at["X"], at["y"])
+                                        spec["loss_config"], loss_scale=spec.get("loss_scale", 1.0)).loss_value(
+                                            at["X"], at["y"])
         return fd_referee(at["step"], loss_at, at["weights"], numpy["grads"], keras["grads"],
                           at["tol"]["grads"], seed, mismatch, oracle)
     keras_out = {"forward": keras["activations"], "loss": keras["loss"], "grads": keras["grads"],

@@ -23,7 +23,6 @@ def render(report, console):
     """Print the report with rich: what was checked, a table of the largest differences next to their
     tolerances, the first mismatch the way a failing test shows one, the referee, and the verdict."""
     from rich.markup import escape
-    from rich.table import Table
     net, d = report["network"], report["data"]
     computed = f" (computed in {report['computed_dtype']})" if report["computed_dtype"] != report["dtype"] else ""
     console.print(f"numpy ({net['type']}) vs Keras {report['versions']['keras']} on {report['backend']} "
@@ -33,21 +32,12 @@ def render(report, console):
                   f"{net['parameters']} parameters; loss {_named(net['loss'], net['loss_config'])}, "
                   f"optimizer {_named(net['optimizer'], net['optimizer_config'])}, learning rate "
                   f"{net['learning_rate']:g}", markup=False, highlight=False)
+    if report.get("loss_convention", {}).get("declared"):
+        console.print(report["loss_convention"]["text"], markup=False, highlight=False)
     console.print(f"data: {d['rows']} rows, batches of {d['batch_size']} ({d['steps_per_epoch']} steps per epoch)",
                   highlight=False)
     console.print(f"steps checked: {report['steps_checked']} of {report['steps_requested']}", markup=False, highlight=False)
-    table = Table(box=None, pad_edge=False, show_edge=False)
-    for column, justify in (("quantity", "left"), ("largest |diff|", "right"), ("tolerance there", "right"),
-                            ("largest diff/tolerance", "right"), ("at", "left")):
-        table.add_column(column, justify=justify)
-    for q in QUANTITIES:
-        s = report["max_diff"][q]
-        where = f"step {s['step']}, {s['name']}" if s["step"] is not None else "-"
-        tol = f"{s['tolerance']:.3g}" if s.get("tolerance") is not None else "-"
-        ratio = f"{s['tolerance_ratio']:.3g}"
-        table.add_row(q, f"{s['abs_diff']:.3g}", tol, f"[red]{ratio}[/red]" if s["tolerance_ratio"] > 1 else ratio,
-                      escape(where))
-    console.print(table)
+    console.print(summary_table(report["max_diff"]))
     if report.get("drift"):
         dr = report["drift"]
         console.print(f"drift between the free-running trajectories: {dr['max_abs']:.3g} "
@@ -66,6 +56,10 @@ def render(report, console):
         ratio = f", {times_tolerance(m)} × the tolerance" if times_tolerance(m) else ""
         diff = m["abs_diff"] if isinstance(m["abs_diff"], str) else f"{m['abs_diff']:.3g}"
         console.print(f"  |diff|    {diff}{rel}{tol}{ratio}", markup=False, highlight=False)
+    if not report["ok"] and report.get("location"):
+        console.print(f"location: {report['location']['text']}", markup=False, highlight=False)
+    if not report["ok"] and report.get("tensors"):
+        console.print(tensors_table(report["tensors"]))
     if report["diagnosis"]:
         console.print(f"diagnosis: {report['diagnosis']}", markup=False, highlight=False)
     if report.get("referee"):
@@ -74,17 +68,106 @@ def render(report, console):
     console.print("verdict: " + verdict_text(report, markup=True), highlight=False)
 
 
+def summary_table(max_diff):
+    """Per quantity, one row, one element: the element furthest outside its tolerance (diff/tolerance, its
+    |diff|, its tolerance, where). The largest |diff|, often another element, is in the JSON report
+    (max_diff.<quantity>.largest_abs_diff). A quantity never compared shows "–" throughout."""
+    from rich.markup import escape
+    from rich.table import Table
+    table = Table(box=None, pad_edge=False, show_edge=False)
+    for column, justify in (("quantity", "left"), ("largest\ndiff/tolerance", "right"), ("its\n|diff|", "right"),
+                            ("its\ntolerance", "right"), ("\nat", "left")):
+        table.add_column(column, justify=justify, vertical="bottom", no_wrap=True)
+    for q in QUANTITIES:
+        r, d = max_diff[q].get("largest_ratio"), max_diff[q].get("largest_abs_diff")
+        if not r or not d:
+            table.add_row(q, *[NOT_COMPARED] * 4)
+            continue
+        ratio = _g(r["ratio"])
+        table.add_row(q, f"[red]{ratio}[/red]" if not _float(r["ratio"]) <= 1 else ratio, _g(r["abs_diff"]),
+                      _g(r["tolerance"]), escape(element_place(r)))
+    return table
+
+
+# What a report shows for a quantity that was never compared (the check stopped before it).
+NOT_COMPARED = "\u2013"
+
+
+def element_place(e):
+    """'step 0, dW0[1, 1]', 'step 3, W1[0, 1] (updated)', 'step 2, loss': one element of a tensor (the weights
+    entering a step, unless marked updated)."""
+    index = f"{list(e['index'])}" if e.get("index") else ""
+    phase = " (updated)" if e.get("phase") == "updated" else ""  # the weights entering a step are the default
+    return f"step {e['step']}, {e['name']}{index}{phase}"
+
+
+def tensors_table(tensors):
+    """The failing step's tensors in backprop order: whether each agrees, how many elements do not, and
+    its largest diff/tolerance."""
+    from rich.table import Table
+    table = Table(box=None, pad_edge=False, show_edge=False)
+    for column, justify in (("  tensor", "left"), ("agrees", "left"), ("mismatched", "right"),
+                            ("largest diff/tolerance", "right")):
+        table.add_column(column, justify=justify)
+    for t in tensors:
+        ratio = _g(t["largest_ratio"])
+        table.add_row(f"  {t['tensor']}{' (updated)' if t['quantity'] == 'updated' else ''}", "yes" if t["agrees"] else "[red]no[/red]",
+                      f"{t['mismatched']}/{t['elements']}", ratio if t["agrees"] else f"[red]{ratio}[/red]")
+    return table
+
+
+def _float(x):
+    """A report's number (a float, or 'nan'/'inf' text) as a float."""
+    return float(x) if x is not None else float("nan")
+
+
+def _g(x):
+    return f"{_float(x):.3g}"
+
+
 def verdict_text(report, markup=False):
-    """The verdict line: OK only when every step asked for was compared and agreed."""
+    """The verdict line: OK only when every step asked for was compared and agreed; otherwise what went
+    wrong, where (step, tensor, index) and how many of the steps asked for were compared."""
     colour = "green" if report["ok"] else "bold red"
+    checked, asked = report["steps_checked"], report["steps_requested"]
+    verdict = report.get("verdict")
     if report["ok"]:
-        text = f"OK: numpy and Keras agree at every step checked ({report['steps_checked']} of {report['steps_requested']})"
-    elif report.get("verdict") == "incomplete":
-        text = (f"INCOMPLETE: numpy and Keras agree on the {report['steps_checked']} steps compared, but "
-                f"{report['steps_requested']} were asked for; the rest were not compared (see the notes)")
+        text = f"OK: numpy and Keras agree at every step checked ({checked} of {asked})"
+    elif verdict == "incomplete":
+        text = (f"INCOMPLETE: numpy and Keras agree on the {checked} steps compared, but "
+                f"{asked} were asked for; the rest were not compared (see the notes)")
+    elif verdict == "diverged":
+        n = report["nonfinite"]
+        text = (f"DIVERGED: both sides diverged alike at step {n['step']} ({n['value']} first in "
+                f"{_quantity_tensor(n)} on both sides, nothing disagreeing up to there; {checked} of {asked} "
+                "steps compared)")
     else:
-        text = "FAIL: numpy and Keras disagree"
-    return f"[{colour}]{text}[/{colour}]" if markup else text
+        text = f"FAIL: numpy and Keras disagree{_failure_place(report)} ({checked} of {asked} steps compared)"
+    if markup:
+        from rich.markup import escape
+        return f"[{colour}]{escape(text)}[/{colour}]"
+    return text
+
+
+def _quantity_tensor(where):
+    """'gradient dW0', 'weights (updated) W1', 'loss'."""
+    return where["name"] if where["name"] == where["quantity"] else tensor_of(where)
+
+
+def _failure_place(report):
+    """' at step 0, gradient dW0[1, 1]: numpy 7.73…, keras -5.15…, |diff| 12.9 > tolerance 9.73e-13'."""
+    m = report["first_mismatch"] or report.get("nonfinite")
+    if not m:
+        return ""
+    index = f"{list(m['index'])}" if m.get("index") else ""
+    text = f" at step {m['step']}, {_quantity_tensor(m)}{index}"
+    if "numpy" in m:
+        text += f": numpy {m['numpy']!r}, keras {m['keras']!r}"
+    if m.get("unbounded"):
+        return text + f", which the check could not bound (its tolerance is {m['tolerance']})"
+    if isinstance(m.get("abs_diff"), float) and isinstance(m.get("tolerance"), float):
+        text += f", |diff| {m['abs_diff']:.3g} > tolerance {m['tolerance']:.3g}"
+    return text
 
 
 def tensor_of(m):
@@ -105,6 +188,8 @@ def mismatch_message(report):
     if report.get("verdict") == "incomplete":
         return (f"numpy and Keras were compared on {report['steps_checked']} of the {report['steps_requested']} "
                 f"steps asked for!\n\n" + "\n".join(report["notes"]))
+    if report.get("verdict") == "diverged":
+        return (f"numpy and Keras both diverged alike at step {nonfinite['step']}!\n\n{report['diagnosis']}")
     if m is None:
         return (f"numpy and Keras could not be compared past step {nonfinite['step']}!\n\n"
                 f"{report['diagnosis']}")

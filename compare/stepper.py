@@ -10,11 +10,11 @@ import numpy as np
 
 from numpy_impl.losses import smooth_labels
 
-from . import diagnose, notes as keras_notes, protocol, tolerance
+from . import diagnosis, protocol, tolerance
+from .diagnosis import locate
 from .errors import InputError
 from .names import layer_output_names, weight_names
 from .rounding import UNIT_ROUNDOFF
-from .rules import losses as loss_rules
 from .tally import Stop, Tally
 from .update_tolerance import UpdateTolerance
 
@@ -32,7 +32,8 @@ def step_bounds(spec, keras, X, y, u, backend, float32_inputs=False, input_gap=N
     return tolerance.step_tolerances(keras["weights_in"], spec["activations"], X, y_used, keras["zs"],
                                      keras["activations"], u, input_gap, numpy_forward=numpy_forward, loss=spec["loss"],
                                      loss_config=config, backend=backend,
-                                     x_error=u * np.abs(X) if float32_inputs else 0.0)
+                                     x_error=u * np.abs(X) if float32_inputs else 0.0,
+                                     loss_scale=spec.get("loss_scale", 1.0), loss_value=keras["loss"])
 
 
 class Stepper:
@@ -54,7 +55,7 @@ class Stepper:
         self.update_tolerance = UpdateTolerance(spec["optimizer"], spec["optimizer_config"], self.lr, self.u)
         self.tally = Tally(history)
         self.stop, self.checked, self.epoch = None, 0, 0
-        self.first = self.current = None
+        self.first = self.current = self.previous = None
 
     # --- the numpy side --------------------------------------------------------------------------
     def numpy_step(self, X, y, rows, weights=None):
@@ -93,12 +94,17 @@ class Stepper:
         if X.ndim == 2 or not tracker.keeps_state:
             tol["updated"] = tracker.step(keras["weights_in"], keras["grads"], tol["grads"], keras["weights_out"],
                                           self.lr, input_gap)
+            # the optimizer's state before the step (for the diagnosis); a stack's: none (it keeps none)
+            tol["state"] = tracker.before if X.ndim == 2 else (None,) * len(X)
         else:  # the optimizer's state gap is a recurrence: step by step, in order
-            per_step = [tracker.step(*([a[k] for a in keras[key]] for key in ("weights_in", "grads")),
-                                     [t[k] for t in tol["grads"]], [w[k] for w in keras["weights_out"]],
-                                     self.lr, None if input_gap is None else [g[k] for g in input_gap])
-                        for k in range(len(X))]
+            per_step, states = [], []
+            for k in range(len(X)):
+                per_step.append(tracker.step(*([a[k] for a in keras[key]] for key in ("weights_in", "grads")),
+                                             [t[k] for t in tol["grads"]], [w[k] for w in keras["weights_out"]],
+                                             self.lr, None if input_gap is None else [g[k] for g in input_gap]))
+                states.append(tracker.before)
             tol["updated"] = [np.stack([t[i] for t in per_step]) for i in range(len(self.shapes))]
+            tol["state"] = tuple(states)  # a tuple: chunks.at(tol, k) takes step k's
         return tol
 
     def entering_tolerance(self, weights):
@@ -127,38 +133,36 @@ class Stepper:
             self.compare_entering(step, X, y, numpy["weights"], keras, entering_tol)
         current = self.current
         current["tol"] = tol
-        if "forward" not in numpy:
-            raise numpy["error"]
-        current["numpy"]["forward"] = numpy["forward"]
-        tally.compare(step, "forward", None, layer_output_names(self.n_layers), numpy["forward"],
-                      keras["activations"], tol["forward"])
-        if "grads" not in numpy:
-            raise numpy["error"]
-        loss, grads = numpy["loss"], numpy["grads"]
-        current["numpy"].update(loss=loss, grads=grads)
-        tally.compare(step, "loss", None, ["loss"], [np.float64(loss)], [np.float64(keras["loss"])],
-                      [np.float64(tol["loss"])])
+        current["numpy"] = {k: v for k, v in numpy.items() if k != "error"}  # all of it, for the localisation
         try:
-            tally.compare(step, "gradient", None, ["d" + n for n in names], grads, keras["grads"], tol["grads"])
-        except Stop as stop:
-            if stop.mismatch and not stop.nonfinite:
-                n = loss_rules.get(self.spec["loss"])["terms"](y)
-                stop.diagnosis = diagnose.diagnose_gradients(grads, keras["grads"], tol["grads"], n, X.shape[0],
-                                                             self.spec["loss"])
-            raise
-        if "updated" not in numpy:
-            raise numpy["error"]
-        current["numpy"]["updated"] = numpy["updated"]
-        try:
+            if "forward" not in numpy:
+                raise numpy["error"]
+            tally.compare(step, "forward", None, layer_output_names(self.n_layers), numpy["forward"],
+                          keras["activations"], tol["forward"])
+            if "grads" not in numpy:
+                raise numpy["error"]
+            tally.compare(step, "loss", None, ["loss"], [np.float64(numpy["loss"])], [np.float64(keras["loss"])],
+                          [np.float64(tol["loss"])])
+            tally.compare(step, "gradient", None, ["d" + n for n in names], numpy["grads"], keras["grads"],
+                          tol["grads"])
+            if "updated" not in numpy:
+                raise numpy["error"]
             tally.compare(step, "weights", "updated", names, numpy["updated"], keras["weights_out"], tol["updated"])
         except Stop as stop:
             if stop.mismatch and not stop.nonfinite:
-                stop.diagnosis = diagnose.diagnose_update(
-                    numpy["weights"], numpy["updated"], keras["weights_out"], tol["updated"], self.lr,
-                    keras_notes.float32_casts(self.spec, self.dtype, as_cause=True))
+                self.explain(stop)
             raise
         self.checked = step + 1
-        tally.end_step(loss, keras["loss"])
+        self.previous = current
+        tally.end_step(numpy["loss"], keras["loss"])
+
+    def explain(self, stop):
+        """The failing step's diagnosis (compare/diagnosis) and localisation, set on the Stop."""
+        ctx = diagnosis.context(self.current, self.spec, self.u, self.backend, self.previous, step_bounds)
+        m = stop.mismatch
+        stop.diagnosis, stop.causes = diagnosis.diagnose(m["quantity"], m.get("phase"), ctx)
+        stop.tensors = locate.statuses(ctx)
+        stop.location = locate.locate(ctx, stop.tensors)
 
 
 def copies(arrays):

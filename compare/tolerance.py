@@ -51,7 +51,7 @@ def bound_product(P, Q):
 
 
 def step_bounds(weights, activations, X, y, zs, outputs, u, weight_error=None, loss="mse", loss_config=None,
-                epsilon=1e-7, backend="tensorflow", x_error=0.0, numpy_forward=None):
+                epsilon=1e-7, backend="tensorflow", x_error=0.0, numpy_forward=None, loss_scale=1.0, loss_value=None):
     """Error bounds E for one side's forward outputs, loss and gradients.
 
     weights: [W0, b0, ...] in (units, inputs) convention; zs, outputs: the reference side's
@@ -61,8 +61,10 @@ def step_bounds(weights, activations, X, y, zs, outputs, u, weight_error=None, l
     their cross term ((|x| + e_x)(|y| + e_y) − |x||y|), and slopes are maxima over the input's
     interval, so the bound holds for gaps of any size, not only to first order.
     numpy_forward: the numpy side's layer outputs, which decide its branch at a kink (relu′ at 0, |r| at 0, a
-    clip's edge); without them every element near a kink gets the open bound.
-    Returns {"forward": [...], "loss": float, "grads": [...]}.
+    clip's edge); without them every element near a kink gets the open bound. loss_scale and the
+    loss_config's reduction: a declared convention, Keras's loss times c = loss_scale × (N for "sum"); the
+    loss's bounds and δ are scaled by c, with the rounding of the product where c is not a power of two
+    (loss_value, Keras's loss, sizes it). Returns {"forward": [...], "loss": float, "grads": [...]}.
     """
     loss_config = loss_config or {}
     Ws, bs = weights[0::2], weights[1::2]
@@ -86,6 +88,10 @@ def step_bounds(weights, activations, X, y, zs, outputs, u, weight_error=None, l
     e_y = 2 * u * np.abs(y) + u * loss_config.get("label_smoothing", 0.0) if loss_config.get("label_smoothing") else 0.0
     x_numpy = None if numpy_forward is None or loss_input == "z" else numpy_forward[-1]
     e_loss, delta, e_delta = loss_rules.get(loss)["bounds"](loss_input, y, x, e_x, u, epsilon, e_y, x_numpy)
+    c = loss_rules.convention_factor(loss_config, loss_scale, X.shape[-2])
+    if c != 1:
+        e_loss, delta, e_delta = loss_rules.scaled(c, loss_rules.scale_roundings(c, loss_scale, u), u, e_loss, delta,
+                                                   e_delta, loss_value)
     # Backward: dz = f'(z) ⊙ δ; dW = dzᵀ a_prev; db = Σ dz; δ_prev = dz W.
     e_grads, N = [], X.shape[-2]
     for l in reversed(range(len(Ws))):

@@ -23,7 +23,7 @@ class UpdateTolerance:
         self.name, self.config, self.u = name, {**OPTIMIZERS[name].defaults, **config}, u
         self.rule = optimizer_rules.get(name)
         self.replica = OPTIMIZERS[name](learning_rate, **config)
-        self.gaps = None
+        self.gaps, self.before = None, None
         # An optimizer that keeps no state (SGD without momentum) has an elementwise bound: for one step or
         # a stack of steps alike, in any order.
         self.keeps_state = optimizer_rules.keeps_state(name, self.config)
@@ -31,6 +31,7 @@ class UpdateTolerance:
     def step(self, weights_in, grads, grad_tol, weights_out, learning_rate, weight_gap=None):
         """tol(w') for every weight array; advances the replica and the carried state gaps."""
         u, c = self.u, self.config
+        self.before = None  # (the optimizer's state before this step, its step count t): for the diagnosis
         if not self.keeps_state and not c.get("weight_decay"):
             # plain SGD: lr·tol(g) + 2u(|lr·g| + |w'|) + gap, in place: these arrays can be large
             tols = []
@@ -50,6 +51,7 @@ class UpdateTolerance:
             self.gaps = [{k: np.zeros_like(v) for k, v in s.items()} for s in self.replica.state]
         before = [{k: v.copy() for k, v in s.items()} for s in self.replica.state]
         t = self.replica.iterations + 1
+        self.before = (before, t) if self.keeps_state else None
         self.replica.apply(weights_in, grads)
         gap_in = weight_gap if weight_gap is not None else [np.zeros_like(w) for w in weights_in]
         tols = []

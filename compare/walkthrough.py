@@ -63,9 +63,9 @@ def run(make, X, y, epochs=100):
     loss, grads = protocol.checked_gradients(call("network.gradients(X, y)", network.gradients,
                                                   protocol.read_only(X.copy()), protocol.read_only(y.copy())),
                                              [w.shape for w in weights])
-    yield (*STAGES[1], *worst([loss], [float(step.loss_fn(y, model(X)))], [tol["loss"]]))
+    yield (*STAGES[1], *worst([loss], [float(step.loss(y, model(X)))], [tol["loss"]]))
     with tf.GradientTape() as tape:
-        value = step.loss_fn(y, model(X))
+        value = step.loss(y, model(X))
     tape_grads = keras_impl.from_keras([g.numpy() for g in tape.gradient(value, model.trainable_variables)])
     yield (*STAGES[2], *worst(grads, tape_grads, tol["grads"]))
     call("network.apply_gradients(grads)", network.apply_gradients, grads)
@@ -81,7 +81,8 @@ def run(make, X, y, epochs=100):
     for _ in range(epochs):
         keras_weights = step.step(keras_weights, X, y)["weights_out"]
     model.set_weights(keras_impl.to_keras(weights))
-    model.compile(optimizer=step.optimizer.__class__(learning_rate=lr, **spec["optimizer_config"]), loss=step.loss_fn)
+    model.compile(optimizer=step.optimizer.__class__(learning_rate=lr, **spec["optimizer_config"]),
+                  loss=step.loss_fn if step.loss_scale == 1.0 else step.loss)
     model.fit(X, y, batch_size=len(X), epochs=epochs, shuffle=False, verbose=0)
     fitted = keras_impl.from_keras(model.get_weights())
     fit_ok = worst(fitted, keras_weights, [DRIFT_LIMIT * max(np.abs(w).max() for w in keras_weights)] * len(fitted))[2]

@@ -54,19 +54,21 @@ class KerasStep:
     returns, all in the guide's convention:
       weights_in  the model's variables after loading (checks the round trip),
       zs, activations  each Dense layer's pre-activation and output,
-      loss        the Keras loss object's value,
+      loss        the Keras loss object's value (times loss_scale, a declared constant),
       grads       d loss / d variable from tf.GradientTape (Keras's own autodiff),
       weights_out the variables after optimizer.apply_gradients.
     The optimizer keeps its state (momenta, iteration count) from step to step until `reset()`.
-    The step runs compiled (tf.function) unless `compiled=False`.
+    The step runs compiled (tf.function) unless `compiled=False`. loss_config may hold Keras's `reduction`;
+    loss_scale multiplies the loss inside the differentiated function, so the gradients stay autodiff's.
     """
 
     def __init__(self, model, learning_rate, loss="mse", loss_config=None, optimizer="sgd",
-                 optimizer_config=None, compiled=True):
+                 optimizer_config=None, compiled=True, loss_scale=1.0):
         self.dtype = model.trainable_variables[0].dtype
         keras.config.set_floatx(self.dtype)
         self.model = model
         self.loss_fn = LOSSES[loss](dtype=self.dtype, **(loss_config or {}))
+        self.loss_scale = float(loss_scale)
         self.optimizer = OPTIMIZERS[optimizer](learning_rate=learning_rate, **(optimizer_config or {}))
         self.optimizer.build(model.trainable_variables)
         self._initial_state = [np.array(v.numpy()) for v in self.optimizer.variables]
@@ -86,6 +88,12 @@ class KerasStep:
         self.optimizer.learning_rate = learning_rate
         if self._stacked:
             self._stacked.optimizer.learning_rate = learning_rate
+
+    def loss(self, y, y_pred):
+        """The Keras loss object's value times loss_scale: loss_scale · loss_fn(y, ŷ), a tensor of the backend.
+        Called inside the differentiated function, so autodiff carries the factor into every gradient."""
+        value = self.loss_fn(y, y_pred)
+        return value if self.loss_scale == 1.0 else value * self.loss_scale
 
     def _forward(self, X, kernels=None):
         """Each Dense layer's pre-activation and output, by Dense.call's own operations:
@@ -122,7 +130,7 @@ class KerasStep:
             weights_in = [tf.identity(v.value) for v in variables]
             with tf.GradientTape() as tape:
                 zs, activations = self._forward(X)
-                loss = self.loss_fn(y, activations[-1])
+                loss = self.loss(y, activations[-1])
             grads = tape.gradient(loss, variables)
             self.optimizer.apply_gradients(zip(grads, variables))
             parts = (swap_kernels(weights_in) + zs + activations + [tf.reshape(loss, [1])] + swap_kernels(grads)
@@ -132,7 +140,7 @@ class KerasStep:
         def loss_at(flat, X, y):
             for variable, value in zip(self.model.trainable_variables, unpack(flat)):
                 variable.assign(value)
-            return self.loss_fn(y, self.model(X))
+            return self.loss(y, self.model(X))
         self._packed, self._tf_constant = True, tf.constant
         if not compiled:
             return step, loss_at
@@ -148,7 +156,7 @@ class KerasStep:
 
         def loss_and_outputs(kernels, X, y):
             zs, activations = self._forward(X, kernels)
-            return self.loss_fn(y, activations[-1]), (zs, activations)
+            return self.loss(y, activations[-1]), (zs, activations)
 
         def pure_step(kernels, optimizer_state, X, y):
             (loss, (zs, activations)), grads = jax.value_and_grad(loss_and_outputs, has_aux=True)(kernels, X, y)
@@ -178,7 +186,7 @@ class KerasStep:
                 v.value.grad = None
             with torch.enable_grad():
                 zs, activations = self._forward(X)
-                loss = self.loss_fn(y, activations[-1])
+                loss = self.loss(y, activations[-1])
                 loss.backward()
             grads = [v.value.grad.detach().clone() for v in variables]
             with torch.no_grad():
@@ -189,7 +197,7 @@ class KerasStep:
             for variable, value in zip(self.model.trainable_variables, kernels):
                 variable.assign(value)
             with torch.no_grad():
-                return self.loss_fn(y, self.model(X))
+                return self.loss(y, self.model(X))
         return step, loss_at
 
     def _inputs(self, weights, X, y):
@@ -326,7 +334,7 @@ class _StackedSteps:
             with tf.GradientTape() as tape:
                 tape.watch(kernels)
                 zs, activations = owner._forward(X, kernels)
-                loss = owner.loss_fn(y, activations[-1])
+                loss = owner.loss(y, activations[-1])
             grads = swap_kernels(tape.gradient(loss, kernels))
             return tf.concat([tf.reshape(p, [-1]) for p in [flat] + zs + activations + [loss] + grads], axis=0)
 

@@ -1,7 +1,8 @@
 """Keras's losses in numpy: each returns (loss, dL/d input), the input being ŷ or the logits z.
 
-Every loss is a mean over the batch (Keras's reduction "sum_over_batch_size"). The Keras formulas
-are those of the TensorFlow backend (keras/src/backend/tensorflow/nn.py); ε = keras.config.epsilon().
+Every loss is a mean over the batch (Keras's reduction "sum_over_batch_size"); `REDUCTIONS` gives the
+factor Keras's other reductions put on it. The Keras formulas are those of the TensorFlow backend
+(keras/src/backend/tensorflow/nn.py); ε = keras.config.epsilon().
 """
 import numpy as np
 
@@ -81,6 +82,25 @@ def smooth_labels(y, name, label_smoothing):
         return y
     k = 2 if name == "binary_crossentropy" else y.shape[-1]
     return y * (1.0 - label_smoothing) + label_smoothing / k
+
+
+# Keras's reduction of the N per-row losses (keras/src/losses/loss.py, reduce_values) → its factor on the
+# mean: "sum_over_batch_size", "mean" and "mean_with_sample_weight" (no weights) divide Σ rows by N;
+# "sum" keeps Σ rows = N × the mean. ("none", one loss per row, has no scalar to train on here.)
+REDUCTIONS = {
+    "sum_over_batch_size": lambda rows: 1,
+    "mean": lambda rows: 1,
+    "mean_with_sample_weight": lambda rows: 1,
+    "sum": lambda rows: rows,
+}
+
+
+def scaled(loss, grad, c):
+    """(c·L, c·dL/dx): the loss under a convention, c = loss_scale × REDUCTIONS[reduction](N).
+
+    Keras: `reduction="sum"` gives Σ rows = N·mean; a loss_scale s is s·loss inside the tape.
+    """
+    return (loss, grad) if c == 1 else (c * loss, c * grad)
 
 
 # name → (on ŷ, on logits or None)

@@ -11,12 +11,13 @@ class Network:
     For the guide's network the weights are [W0 (2, 3), b0 (2,), W1 (1, 2), b1 (1,)] and the
     activations ["tanh", "linear"]. `loss` is a Keras loss name ("mse", "mae",
     "binary_crossentropy", "categorical_crossentropy") with `loss_config` (from_logits,
-    label_smoothing); `optimizer` a Keras optimizer name with `optimizer_config` (its keyword
+    label_smoothing, reduction); `optimizer` a Keras optimizer name with `optimizer_config` (its keyword
     arguments but the learning rate). The defaults, mean squared error and plain SGD, are the guide's.
+    `loss_scale` multiplies the loss (a declared convention: 0.5 for ½·mean, k/2 for ½·Σ over k outputs).
     """
 
     def __init__(self, weights, activations, learning_rate, loss="mse", loss_config=None,
-                 optimizer="sgd", optimizer_config=None, dtype="float64"):
+                 optimizer="sgd", optimizer_config=None, dtype="float64", loss_scale=1.0):
         self.dtype = np.dtype(dtype).type
         self.weights = [np.array(w, dtype=self.dtype) for w in weights]
         self.activations = list(activations)
@@ -32,6 +33,16 @@ class Network:
             raise ValueError("optimizer_config has unknown option 'learning_rate' (the network's learning_rate "
                              "sets it)")
         self.loss, self.loss_config = loss, dict(loss_config or {})
+        reduction = self.loss_config.get("reduction", "sum_over_batch_size")
+        if not isinstance(reduction, str) or reduction not in losses.REDUCTIONS:
+            valid = ", ".join(map(repr, losses.REDUCTIONS))
+            why = (" (it gives one loss per row, not the one value a step trains on)" if reduction in ("none", None)
+                   else "")
+            raise ValueError(f"loss_config option 'reduction' must be one of {valid}; received {reduction!r}{why}")
+        if isinstance(loss_scale, bool) or not isinstance(loss_scale, (int, float, np.integer, np.floating)) \
+                or not 0 < loss_scale < np.inf:
+            raise ValueError(f"loss_scale must be a finite number > 0; received {loss_scale!r}")
+        self.loss_scale = float(loss_scale)
         self.optimizer, self.optimizer_config = optimizer, dict(optimizer_config or {})
         self._optimizer = OPTIMIZERS[optimizer](learning_rate, dtype=self.dtype, **self.optimizer_config)
 
@@ -79,13 +90,15 @@ class Network:
         return float(self._loss(*self._forward(X.astype(self.dtype)), y)[0])
 
     def _loss(self, zs, activations, y):
-        """(L, dL/dx, where): x is the last pre-activation when where == 'z', else the prediction ŷ."""
+        """(L, dL/dx, where): x is the last pre-activation when where == 'z', else the prediction ŷ; both times
+        c = loss_scale × (N for reduction "sum"), Keras's loss under the declared convention."""
         y = losses.smooth_labels(y.astype(self.dtype), self.loss, self.loss_config.get("label_smoothing", 0.0))
         on_output, on_logits = losses.LOSSES[self.loss]
         where = losses.takes_logits(self.loss, self.loss_config.get("from_logits", False), self.activations[-1])
+        c = self.loss_scale * losses.REDUCTIONS[self.loss_config.get("reduction", "sum_over_batch_size")](len(y))
         if where == "z":
-            return (*on_logits(zs[-1], y), where)
-        return (*(on_logits if where == "a" else on_output)(activations[-1], y), where)
+            return (*losses.scaled(*on_logits(zs[-1], y), c), where)
+        return (*losses.scaled(*(on_logits if where == "a" else on_output)(activations[-1], y), c), where)
 
     def apply_gradients(self, grads):
         """One step of the network's optimizer (plain SGD: w ← w − learning_rate · g)."""

@@ -27,8 +27,15 @@ bad = check(numpy_impl.guide_as_written(), X, y, steps=100, referee="exact")
 fd = check(numpy_impl.guide_as_written(), X, y, steps=5, referee="finite_differences")
 step = keras_impl.KerasStep(keras_impl.build_model([3, 2, 1], ["tanh", "linear"]), 0.001)
 out = step.step(numpy_impl.seed_weights(), X, y)
+sys.path.insert(0, "tests")
+import diagnosis_bugs as bugs  # saturated cross-entropy, taken from the logits without a clip
+saturated = {}
+for name, options in (("bce", bugs.BCE), ("cce", bugs.CCE)):
+    Xs, ys = bugs.data_for(options["sizes"], options["loss"])
+    r = check(bugs.make(options, dict(init_scale=40.0)), Xs, ys, steps=5)
+    saturated[name] = {"ok": r["ok"], "causes": r["causes"]}
 print(json.dumps({"good": good, "bad": bad, "deterministic": same, "fd": fd["referee"], "keras_loss": out["loss"],
-                  "gradient_dtype": str(step.model.trainable_variables[0].dtype)}, default=str))
+                  "gradient_dtype": str(step.model.trainable_variables[0].dtype), "saturated": saturated}, default=str))
 """
 
 
@@ -60,6 +67,16 @@ def test_backend_agrees_detects_its_precision_and_catches_the_guides_bug(backend
     assert bad["diagnosis"].startswith("gradients are \u22121.5 × Keras's: the sign is flipped")
     assert bad["referee"]["verdict"] == "numpy"
     assert r["fd"]["verdict"] == "numpy"
+    # Saturated sigmoid and softmax outputs, a numpy side on the logits: TensorFlow takes the logits too
+    # (no clip, OK); jax and torch clip the probabilities to [ε, 1 − ε], so the numpy side lacks that clip.
+    # In float32 (torch) the softmax's clipped elements' rounding can keep it from fitting: then no cause,
+    # never a wrong one.
+    sat = r["saturated"]
+    if backend == "tensorflow":
+        assert sat["bce"] == sat["cce"] == {"ok": True, "causes": []}
+    else:
+        assert not sat["bce"]["ok"] and sat["bce"]["causes"] == ["clipping absent"]
+        assert not sat["cce"]["ok"] and sat["cce"]["causes"] in ([], ["clipping absent"])
 
 
 def test_tensorflow_computes_in_float64():

@@ -342,8 +342,9 @@ def test_a_nan_gradient_from_a_plugin_is_a_mismatch_exit_1(capsys, plugin, tmp_p
 def test_training_that_explodes_on_both_sides_is_stated_plainly(capsys, tmp_path):
     code, out, err = run_main(capsys, "--learning-rate", "10", "--json", str(tmp_path / "r.json"))
     report = json.loads((tmp_path / "r.json").read_text())
-    assert code == 1 and err == "" and "training diverged on both sides" in out
+    assert code == 4 and err == "" and "training diverged on both sides alike" in out
     assert report["nonfinite"]["side"] == "both" and report["first_mismatch"] is None
+    assert report["verdict"] == "diverged" and not report["ok"]
 
 
 @pytest.mark.parametrize("option", ["--plot", "--junit"])

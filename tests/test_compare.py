@@ -6,7 +6,7 @@ import pytest
 
 import networks
 import numpy_impl
-from compare import check, diagnose
+from compare import check
 
 X, Y = numpy_impl.seed_data()
 GUIDE_DIAGNOSIS = ("gradients are \u22121.5 × Keras's: the sign is flipped (the update climbs the loss) "
@@ -45,17 +45,22 @@ def test_planted_bug_is_caught_where_it_first_shows(bug):
 
 @pytest.mark.parametrize("bug, diagnosis", [
     (networks.SignFlipped, "gradients are \u22121 × Keras's: the sign is flipped (the update climbs the loss)"),
-    (networks.SumNotMean, "gradients are 3 × Keras's: the 1/N of the mean is missing (the loss is summed, "
-                          "not averaged)"),
-    (networks.HalfSquare, "gradients are 0.5 × Keras's: the factor 2 of the square is missing (a ½ in the loss)"),
+    (networks.SumNotMean, "gradients are 3 × Keras's: the loss is summed over the batch, not averaged over it (the "
+                          "1/N of the mean is missing; declare loss_config reduction \"sum\" if it is meant)"),
+    (networks.HalfSquare, "gradients are 0.5 × Keras's: the factor 2 of the square is missing (a ½ in the loss; "
+                          "declare loss_scale = 0.5 if it is meant)"),
     (networks.GuideSignAndScale, GUIDE_DIAGNOSIS),
     (networks.LearningRateDrift, "updates are 1.0000001 × Keras's: the learning rate in effect is 0.0010000001, "
-                                 "not the declared 0.001"),
-    (networks.FrozenBias, "b0 is never updated; b1 is never updated; the other updates agree"),
-    (networks.WrongDerivative, None),
-    (networks.StaleWeights, None),
+                                 "not the declared 0.001 (no other known cause fits; any mistake that scales every "
+                                 "update of this step by the same factor, e.g. a β₁ other than declared at Adam's "
+                                 "first step, looks the same)"),
+    (networks.FrozenBias, "b0, b1 are never updated (the other updates agree)"),
+    (networks.WrongDerivative, "layer 0 (tanh): the derivative is taken from z as if it were the output (e.g. 1 − z² "
+                               "for tanh′)"),
+    (networks.StaleWeights, "layer 1 (linear): the backprop through its kernel uses the weights of the previous step "
+                            "(kept before the update)"),
 ], ids=lambda x: x.__name__ if isinstance(x, type) else "")
-def test_diagnosis_names_constant_factors_and_only_those(bug, diagnosis):
+def test_the_guides_bugs_get_their_diagnosis_in_words(bug, diagnosis):
     assert check(bug(), X, Y, steps=100)["diagnosis"] == diagnosis
 
 
@@ -153,23 +158,26 @@ def test_reports_are_identical_across_runs_but_for_timing():
     assert json.dumps(a) == json.dumps(b) and json.dumps(c) == json.dumps(d)
 
 
-@pytest.mark.parametrize("r, n, expected", [
-    (-1.5, 3, ["the sign is flipped (the update climbs the loss) and the 2/N of mean squared error is missing"]),
-    (-3.0, 3, ["the sign is flipped (the update climbs the loss) and the 1/N of the mean is missing (the loss is "
-               "summed, not averaged)"]),
-    (-0.5, 4, ["the sign is flipped (the update climbs the loss) and the factor 2 of the square is missing "
-               "(a ½ in the loss)"]),
-    (2.0, 4, ["the 2/N of mean squared error is missing", "there is an extra factor 2"]),
-    (-1.49999989, 3, ["the sign is flipped (the update climbs the loss) and the 2/N of mean squared error is "
-                      "missing"]),
-    (1.7, 3, []),
+@pytest.mark.parametrize("loss, N, k, expected", [
+    # (factor, cause id) by hand: N rows, k outputs; mse averages N·k terms, its δ carries 2/(N·k)
+    ("mse", 4, 3, {-1.0: "sign flipped", 6.0: "2/N missing", 0.5: "half", 1.5: "half sum over outputs",
+                   4.0: "summed over the batch", 12.0: "summed", 3.0: "summed over outputs", -6.0: "sign flipped, 2/N missing",
+                   2.0: "half sum over batch", 1 / 12: "mean twice"}),
+    ("categorical_crossentropy", 5, 3, {-1.0: "sign flipped", 5.0: "summed over the batch", 0.2: "mean twice",
+                                        -5.0: "sign flipped, summed over the batch"}),
 ])
-def test_gradient_causes_cover_sign_scale_and_combinations(r, n, expected):
-    assert [text for _, text in diagnose.gradient_causes(r, n)] == expected
+def test_scale_causes_cover_sign_scale_and_combinations(loss, N, k, expected):
+    from compare.diagnosis.gradients import scale_causes
+    found = scale_causes({"spec": {"loss": loss}, "y": np.zeros((N, k))})
+    factors = [f for f, _, _ in found]
+    assert len(set(factors)) == len(factors)  # one cause per factor, the first in order of preference
+    for factor, cause in expected.items():
+        assert [c for f, c, _ in found if abs(f - factor) <= 1e-12 * abs(factor)] == [cause], factor
 
 
 def test_constant_ratio_needs_every_element_to_agree():
+    from compare.diagnosis.ratios import constant_ratio
     ref = [np.array([1.0, -2.0, 4.0])]
     tol = [np.full(3, 1e-15)]
-    assert diagnose.constant_ratio([-1.5 * ref[0]], ref, tol) == -1.5
-    assert diagnose.constant_ratio([np.array([-1.5, 3.0, -6.1])], ref, tol) is None
+    assert constant_ratio([-1.5 * ref[0]], ref, tol) == -1.5
+    assert constant_ratio([np.array([-1.5, 3.0, -6.1])], ref, tol) is None

@@ -81,3 +81,13 @@ def test_importing_compare_loads_neither_numpy_nor_keras():
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                          env=dict(os.environ, PYTHONPATH=ROOT))
     assert out.stdout.strip() == "[]", out.stderr
+
+
+def test_every_package_is_listed_in_pyproject():
+    import pathlib
+    import tomllib
+    root = pathlib.Path(ROOT)
+    listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {str(p.parent.relative_to(root)).replace("/", ".") for top in ("numpy_impl", "keras_impl", "compare")
+             for p in (root / top).rglob("__init__.py")}
+    assert found == listed

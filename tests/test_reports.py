@@ -16,11 +16,11 @@ X, Y = numpy_impl.seed_data()
 def test_terminal_table_shows_each_quantitys_largest_difference_next_to_its_tolerance():
     text = summary(check(numpy_impl.seed_network(), X, Y, steps=20))
     header = [line for line in text.splitlines() if line.startswith("quantity")][0]
-    assert header.split()[:5] == ["quantity", "largest", "|diff|", "tolerance", "there"]
+    assert header.split() == ["quantity", "diff/tolerance", "|diff|", "tolerance", "at"]
     rows = {line.split()[0]: line.split() for line in text.splitlines()
             if line.split() and line.split()[0] in ("weights", "forward", "loss", "gradient")}
     assert set(rows) == {"weights", "forward", "loss", "gradient"}
-    assert float(rows["gradient"][1]) <= float(rows["gradient"][2])  # |diff| ≤ its tolerance
+    assert float(rows["gradient"][1]) <= 1 and float(rows["gradient"][2]) <= float(rows["gradient"][3])
 
 
 def test_mismatch_is_shown_like_a_failing_test():

@@ -17,7 +17,7 @@ subcommands (python -m compare SUBCOMMAND --help):
   walkthrough  the guide's numpy code to model.fit in five measured stages"""
 
 # Options that describe the built-in network; a plug-in (--impl) declares these itself.
-NETWORK_OPTIONS = ("layers", "activations", "loss", "loss_config", "optimizer", "optimizer_config",
+NETWORK_OPTIONS = ("layers", "activations", "loss", "loss_config", "loss_scale", "optimizer", "optimizer_config",
                    "learning_rate", "init")
 
 
@@ -98,7 +98,11 @@ def parser(prog="python -m compare", record=False):
                           "default tanh for hidden layers and linear for the last")
     net.add_argument("--loss", help=f"mse (default), {', '.join(n for n in loss_rules.LOSSES if n != 'mse')}")
     net.add_argument("--loss-config", type=_json_object, metavar="JSON",
-                     help='keyword arguments of the Keras loss, e.g. \'{"from_logits": true}\'')
+                     help='keyword arguments of the Keras loss, e.g. \'{"from_logits": true}\' or '
+                          '\'{"reduction": "sum"}\'')
+    net.add_argument("--loss-scale", type=_positive_float, metavar="X",
+                     help="a declared constant multiplying Keras's loss, e.g. 0.5 for ½·mean squared error "
+                          "(default 1)")
     net.add_argument("--optimizer", help=f"sgd (default), {', '.join(n for n in optimizer_rules.OPTIMIZERS if n != 'sgd')}")
     net.add_argument("--optimizer-config", type=_json_object, metavar="JSON",
                      help='keyword arguments of the Keras optimizer, e.g. \'{"momentum": 0.9, "nesterov": true}\'')

@@ -51,7 +51,8 @@ def check(argv):
         from numpy_impl import Network
         weights = [golden_file.files[f"w{i}"][0] for i in range(2 * len(spec["activations"]))]
         network = Network(weights, spec["activations"], spec["learning_rate"], spec["loss"], spec["loss_config"],
-                          spec["optimizer"], spec["optimizer_config"], dtype=golden_file.config["dtype"])
+                          spec["optimizer"], spec["optimizer_config"], dtype=golden_file.config["dtype"],
+                          loss_scale=spec["loss_scale"])
     from ..checking import check as run_check
     streams = sys.stdout, sys.stderr  # the network's code may replace them: the report goes to these
     try:

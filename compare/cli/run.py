@@ -25,7 +25,8 @@ def builtin_network(args):
                                 optimizer_rules.get(optimizer)["learning_rate"])
     try:
         return numpy_impl.Network(weights, activations, lr, loss="mse" if args.loss is None else args.loss, loss_config=args.loss_config,
-                                  optimizer=optimizer, optimizer_config=args.optimizer_config, dtype=args.dtype)
+                                  optimizer=optimizer, optimizer_config=args.optimizer_config, dtype=args.dtype,
+                                  loss_scale=1.0 if args.loss_scale is None else args.loss_scale)
     except (ValueError, TypeError) as exc:
         raise InputError(str(exc)) from None
 
@@ -97,7 +98,7 @@ def finish(result, paths, quiet):
     text = sys.stderr if "-" in paths.values() else sys.stdout
     try:
         if quiet:
-            print(report.summary(result).splitlines()[-1], file=text)
+            print("verdict: " + report.verdict_text(result), file=text)
         else:
             from rich.console import Console
             report.render(result, Console(soft_wrap=True, file=text))
@@ -112,11 +113,12 @@ def finish(result, paths, quiet):
     return exit_code(result)
 
 
-EXIT_CODES = {"ok": 0, "mismatch": 1, "incomplete": 3}
+EXIT_CODES = {"ok": 0, "mismatch": 1, "incomplete": 3, "diverged": 4}
 
 
 def exit_code(report):
-    """0 every step asked for compared and agreeing, 1 a mismatch, 3 agreeing but fewer steps compared than asked."""
+    """0 every step asked for compared and agreeing, 1 a mismatch, 3 agreeing but fewer steps compared than asked,
+    4 both sides diverged alike (non-finite at the same step, nothing disagreeing before)."""
     return EXIT_CODES[report["verdict"]]
 
 

@@ -3,7 +3,7 @@ values, within a rounding bound."""
 import numpy as np
 
 from numpy_impl import ops
-from numpy_impl.losses import EPSILON, LOSSES, smooth_labels, takes_logits
+from numpy_impl.losses import EPSILON, LOSSES, REDUCTIONS, scaled, smooth_labels, takes_logits
 from numpy_impl.ops import ACTIVATIONS
 from numpy_impl.optimizers import OPTIMIZERS
 
@@ -150,29 +150,37 @@ def activation_bound(name, z, f, u, tiny):
     return activation_rules.get(name)["output_bound"](z, f, u, tiny)
 
 
-def loss_bound(spec, loss_input, u, computed_dtype, x, y):
+def loss_bound(spec, loss_input, u, computed_dtype, x, y, loss_value):
     """E = 2·E(L) per step for stacked batches x (K, B, k) (ŷ, or the logits z where Keras takes them) and
     targets y after label smoothing: the loss's bounds (compare/rules/losses.py) with the same x on both sides (E(x) = 0). The
     targets carry E(y) = 2u|y| + u·s where label smoothing s rounds them, plus u|y| where Keras rounds
-    them to float32."""
+    them to float32. A declared convention scales it by c (rules.losses.scaled), the rounding of c·L sized
+    by loss_value, the recomputed loss."""
     smoothing = spec["loss_config"].get("label_smoothing", 0.0)
     e_y = (2 * u * np.abs(y) + u * smoothing if smoothing else 0.0) + \
         (u * np.abs(y) if computed_dtype == "float32" else 0.0)
     bounds = loss_rules.get(spec["loss"])["bounds"]
-    return 2 * np.asarray(bounds(loss_input, y, x, np.zeros_like(x), u, EPSILON, e_y, None)[0])
+    e_loss, delta, e_delta = bounds(loss_input, y, x, np.zeros_like(x), u, EPSILON, e_y, None)
+    c = loss_rules.convention_factor(spec["loss_config"], spec["loss_scale"], x.shape[-2])
+    if c != 1:
+        roundings = loss_rules.scale_roundings(c, spec["loss_scale"], u)
+        e_loss = loss_rules.scaled(c, roundings, u, e_loss, delta, e_delta, loss_value)[0]
+    return 2 * np.asarray(e_loss)
 
 
 def recompute(spec, loss_input, X, y, weights, zs, outputs):
     """Each value of a stack of steps recomputed from the recorded values it was computed from, in the
     dtype of the arguments: z_l = a_{l−1}·W_lᵀ + b_l (a_{−1} = X), f_l(z_l) (numpy_impl.ops), the loss
-    and δ = dL/dx of each step (numpy_impl.losses on the recorded x and y), and the gradients (backprop)."""
+    and δ = dL/dx of each step (numpy_impl.losses on the recorded x and y, times the convention's c), and the
+    gradients (backprop)."""
     names = spec["activations"]
     inputs = [X] + outputs[:-1]
     rs = [a @ np.swapaxes(W, -1, -2) + b[:, None, :] for a, W, b in zip(inputs, weights[0::2], weights[1::2])]
     fs = [ACTIVATIONS[name][0](z) for name, z in zip(names, zs)]
     on_output, on_logits = LOSSES[spec["loss"]]
     x = zs[-1] if loss_input == "z" else outputs[-1]
-    per_step = [(on_logits if loss_input else on_output)(x[k], y[k]) for k in range(len(x))]
+    c = spec["loss_scale"] * REDUCTIONS[spec["loss_config"].get("reduction", "sum_over_batch_size")](x.shape[-2])
+    per_step = [scaled(*(on_logits if loss_input else on_output)(x[k], y[k]), c) for k in range(len(x))]
     loss, delta = np.array([v for v, _ in per_step]), np.stack([d for _, d in per_step])
     return {"z": rs, "a": fs, "loss": loss, "grads": backprop(weights, names, X, outputs, delta, loss_input == "z")}
 
@@ -232,13 +240,15 @@ def step_problem(files, config):
                  f"the file's own {'X' if l == 0 else f'a{l - 1}'} and w{2 * l}, w{2 * l + 1} give", f"z{l}")
             flag(outputs[l], "a", l, activation_bound(name, zs[l], in_float64["a"][l], u, tiny), 3 * l + 1,
                  lambda k: row(k, "a"), f"{name}(z{l}) is", f"a{l}")
-        E = loss_bound(spec, loss_input, u, computed, zs[-1] if loss_input == "z" else outputs[-1], y) + tiny
+        E = loss_bound(spec, loss_input, u, computed, zs[-1] if loss_input == "z" else outputs[-1], y,
+                       in_float64["loss"]) + tiny
         flag(f["loss"][steps], "loss", None, E, 3 * L, lambda k: f"loss[{steps[k[0]]}]",
              f"{spec['loss']} of the file's own {source} and y is", "loss")
         rounded = {"x_error": u * np.abs(X)} if computed == "float32" else {}
         gap = [u * np.abs(w) for w in weights] if computed == "float32" else None
         tol = step_tolerances(weights, names, X, y, zs, outputs, u, gap, numpy_forward=outputs, loss=spec["loss"],
-                              loss_config=spec["loss_config"], backend=backend, **rounded)["grads"]
+                              loss_config=spec["loss_config"], backend=backend, loss_scale=spec["loss_scale"],
+                              loss_value=in_float64["loss"], **rounded)["grads"]
         for i in range(2 * L):
             flag(f[f"g{i}"][steps], "grads", i, tol[i] + tiny, 3 * L + 1 + i,
                  lambda k, i=i: f"g{i}[{steps[k[0]]}]{list(k[1:])}",

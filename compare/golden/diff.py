@@ -2,14 +2,14 @@
 import numpy as np
 
 from ..errors import InputError
-from .load import SPEC_FIELDS, load, normalised, shown
+from .load import OPTIONAL_SPEC_FIELDS, SPEC_FIELDS, load, normalised, shown
 
 DATA = ("X", "y", "rows", "row_offsets")
 
 
 def _configuration(config):
     """The fields that make two recordings re-recordings of one run (the backend, device and versions may differ)."""
-    fields = {f"spec.{k}": normalised(k, config["spec"]) for k in SPEC_FIELDS}
+    fields = {f"spec.{k}": normalised(k, config["spec"]) for k in SPEC_FIELDS + tuple(OPTIONAL_SPEC_FIELDS)}
     fields.update({k: config[k] for k in ("dtype", "steps", "batch_size")})
     return fields
 

@@ -16,8 +16,9 @@ from .consistency import consistency_problem, precision_problem
 from .record import FORMAT, FORMAT_V1, HASH, content_hash
 
 SPEC_FIELDS = ("sizes", "activations", "loss", "loss_config", "optimizer", "optimizer_config", "learning_rate")
+OPTIONAL_SPEC_FIELDS = {"loss_scale": 1.0}  # a file recorded before the field existed: its default
 CONFIG_KEYS = ("spec", "dtype", "backend", "computed_dtype", "steps", "batch_size", "seed", "notes", "device")
-LOSS_DEFAULTS = {"from_logits": False, "label_smoothing": 0.0}
+LOSS_DEFAULTS = {"from_logits": False, "label_smoothing": 0.0, "reduction": "sum_over_batch_size"}
 
 
 def load(path):
@@ -60,9 +61,10 @@ class GoldenReference:
     def verify(self, spec):
         """Refuse (InputError) a network whose spec (protocol.describe) is not the one the file was recorded
         for: layer sizes, activations, loss and its options, optimizer and its options, learning rate.
-        Options are compared with their defaults filled in: {} and {"momentum": 0.0} are the same SGD."""
+        Options are compared with their defaults filled in: {} and {"momentum": 0.0} are the same SGD; the
+        loss's reduction and the loss_scale are part of the loss."""
         recorded = self.config["spec"]
-        for field in SPEC_FIELDS:
+        for field in SPEC_FIELDS + tuple(OPTIONAL_SPEC_FIELDS):
             mine, theirs = normalised(field, spec), normalised(field, recorded)
             if mine != theirs:
                 raise InputError(f"the golden file {self.path} was recorded for {field} {shown(theirs)}, but the "
@@ -155,7 +157,7 @@ def _config(files, path):
     spec = config["spec"]
     if not isinstance(spec, dict):
         raise _damaged(path, f"config spec must be an object; received {shown(spec)}")
-    _keys(path, "config spec", spec, SPEC_FIELDS)
+    _keys(path, "config spec", spec, SPEC_FIELDS, OPTIONAL_SPEC_FIELDS)
 
     def need(ok, field, expected):
         if not ok:
@@ -186,6 +188,9 @@ def _config(files, path):
     except InputError as exc:
         raise _damaged(path, f"config spec: {exc}") from None
     spec["learning_rate"] = float(lr)
+    scale = spec.setdefault("loss_scale", OPTIONAL_SPEC_FIELDS["loss_scale"])
+    need(protocol.finite_number(scale) and scale > 0, "spec.loss_scale", "a finite number > 0")
+    spec["loss_scale"] = float(scale)
     need(config["dtype"] in DTYPES, "dtype", f"one of {', '.join(DTYPES)}")
     need(config["backend"] in BACKENDS, "backend", f"one of {', '.join(BACKENDS)}")
     need(config["computed_dtype"] in DTYPES, "computed_dtype", f"one of {', '.join(DTYPES)}")
@@ -202,8 +207,8 @@ def _config(files, path):
     return config, versions
 
 
-def _keys(path, what, mapping, keys):
-    missing, unknown = [k for k in keys if k not in mapping], sorted(set(mapping) - set(keys))
+def _keys(path, what, mapping, keys, optional=()):
+    missing, unknown = [k for k in keys if k not in mapping], sorted(set(mapping) - set(keys) - set(optional))
     if missing or unknown:
         found = f"lacks {', '.join(missing)}" if missing else f"has unknown keys {', '.join(map(str, unknown))}"
         raise _damaged(path, f"{what} {found}; expected keys {', '.join(keys)}")
@@ -286,12 +291,12 @@ def _values(files, config, path):
 
 def normalised(field, spec):
     """A spec field in a form that compares equal exactly when it means the same: options with defaults."""
-    value = spec[field]
+    value = spec[field] if field in spec or field not in OPTIONAL_SPEC_FIELDS else OPTIONAL_SPEC_FIELDS[field]
     if field == "loss_config":
         return {**LOSS_DEFAULTS, **value}
     if field == "optimizer_config":
         return {**OPTIMIZERS[spec["optimizer"]].defaults, **value} if spec["optimizer"] in OPTIMIZERS else value
-    if field == "learning_rate":
+    if field in ("learning_rate", "loss_scale"):
         return float(value)
     return list(value) if isinstance(value, (list, tuple)) else value
 

@@ -13,6 +13,9 @@ Each entry:
   exact     (on_logits, x, y) → (L, dL/dx) as mpf and nested lists of mpf, with Keras's reductions
 
 Every bound also takes a stack of steps (a leading step axis) and then returns one E(L) per step.
+Each is written for Keras's default reduction, the mean over the batch; a declared convention (the loss's
+reduction, the network's loss_scale) multiplies the loss and δ by a constant c (`convention_factor`,
+`scaled`).
 """
 import mpmath
 import numpy as np
@@ -23,8 +26,24 @@ from ..rounding import TRANSCENDENTAL, gamma, quotient_gap
 from . import lookup
 from .activations import kink_open, sigmoid_range, softmax_error
 
-CROSS_ENTROPY_OPTIONS = {"from_logits": bool, "label_smoothing": float}
-CROSS_ENTROPY_RANGES = {"label_smoothing": (0.0, 1.0, True)}
+# Keras's reductions of the per-row losses (keras/src/losses/loss.py, reduce_values): the factor each puts
+# on the mean over the batch that the bounds below are written for. Keras sums the N per-row values; the
+# means then divide by N (the check passes no sample weights and no mask, so all three are that mean).
+REDUCTIONS = {
+    "sum_over_batch_size": lambda rows: 1,  # Keras's default: Σ rows / N
+    "mean": lambda rows: 1,  # Σ rows / N
+    "mean_with_sample_weight": lambda rows: 1,  # Σ rows / Σ weights, all 1
+    "sum": lambda rows: rows,  # Σ rows = N × the mean
+}
+# Keras's reductions the check cannot compare, and why
+REFUSED_REDUCTIONS = {
+    "none": "the check compares one loss value per step, and Keras's reduction \"none\" gives one per row",
+    None: "the check compares one loss value per step, and Keras's reduction None gives one per row",
+}
+REDUCTION_OPTIONS = {"reduction": "sum_over_batch_size"}
+REDUCTION_RANGES = {"reduction": (REDUCTIONS, REFUSED_REDUCTIONS)}
+CROSS_ENTROPY_OPTIONS = {"from_logits": bool, "label_smoothing": float, **REDUCTION_OPTIONS}
+CROSS_ENTROPY_RANGES = {"label_smoothing": (0.0, 1.0, True), **REDUCTION_RANGES}
 
 
 def _total(a):
@@ -174,8 +193,10 @@ def categorical_exact(on_logits, x, y):
 
 
 LOSSES = {
-    "mse": {"options": {}, "ranges": {}, "terms": np.size, "bounds": mse_bounds, "exact": mse_exact},
-    "mae": {"options": {}, "ranges": {}, "terms": np.size, "bounds": mae_bounds, "exact": mae_exact},
+    "mse": {"options": REDUCTION_OPTIONS, "ranges": REDUCTION_RANGES, "terms": np.size, "bounds": mse_bounds,
+            "exact": mse_exact},
+    "mae": {"options": REDUCTION_OPTIONS, "ranges": REDUCTION_RANGES, "terms": np.size, "bounds": mae_bounds,
+            "exact": mae_exact},
     "binary_crossentropy": {"options": CROSS_ENTROPY_OPTIONS, "ranges": CROSS_ENTROPY_RANGES, "terms": np.size,
                             "bounds": binary_bounds, "exact": binary_exact},
     "categorical_crossentropy": {"options": CROSS_ENTROPY_OPTIONS, "ranges": CROSS_ENTROPY_RANGES,
@@ -187,3 +208,40 @@ LOSSES = {
 def get(name):
     """The rules of loss `name`; an InputError for an unknown one."""
     return lookup(LOSSES, "loss", name)
+
+
+# --- a declared convention: Keras's loss times c = loss_scale × (N for reduction "sum") -----------------
+def convention_factor(loss_config, loss_scale, rows):
+    """c = loss_scale × REDUCTIONS[reduction](rows): Keras's loss (and δ) over the mean over `rows` rows."""
+    return loss_scale * REDUCTIONS[loss_config.get("reduction", "sum_over_batch_size")](rows)
+
+
+def scale_roundings(c, loss_scale, u):
+    """The roundings c adds to each side's loss and δ: none where c is a power of two (exact), else one (the
+    product c·L, and in autodiff c·δ where the upstream gradient was a power of two), plus one where
+    loss_scale is not a number of the precision u (float32: 0.1) and Keras rounds it to that first."""
+    inexact = float(np.frexp(c)[0]) != 0.5
+    rounded = u > 2.0 ** -53 and float(np.float32(loss_scale)) != loss_scale
+    return int(inexact) + int(rounded)
+
+
+def scaled(c, roundings, u, e_loss, delta, e_delta, loss_value):
+    """(E(cL), cδ, E(cδ)) from the bounds of the mean (E(L), δ, E(δ)), r = `roundings`:
+
+        E(cL) = c·E(L) + r·u·|cL|,   E(cδ) = c·E(δ) + r·u·|cδ|
+
+    c·E holds for "sum" too: Σ rows is the mean's own arithmetic less the division by N. loss_value: Keras's
+    c·L (the reference magnitude), needed only where r > 0."""
+    if roundings and loss_value is None:
+        raise ValueError("the rounding of c·L needs the loss value (Keras's)")
+    e_loss = c * e_loss + (roundings * u * np.abs(loss_value) if roundings else 0.0)
+    delta = c * delta
+    return e_loss, delta, c * e_delta + roundings * u * np.abs(delta)
+
+
+def declared_convention(loss, loss_config, loss_scale):
+    """The convention as the report gives it: {reduction, loss_scale, declared, text}."""
+    reduction = loss_config.get("reduction", "sum_over_batch_size")
+    declared = reduction != "sum_over_batch_size" or loss_scale != 1.0
+    return {"reduction": reduction, "loss_scale": loss_scale, "declared": declared,
+            "text": f"loss: {loss}, reduction {reduction}, × {loss_scale:g} ({'declared' if declared else 'default'})"}
