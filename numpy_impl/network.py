@@ -105,5 +105,21 @@ class Network:
         self._optimizer.learning_rate = self.learning_rate
         self.weights = self._optimizer.apply(self.weights, grads)
 
+    def optimizer_state(self):
+        """(per weight array a dict of the optimizer's state arrays, or None before the first step; the
+        number of steps taken): copies."""
+        opt = self._optimizer
+        state = None if opt.state is None else [{k: v.copy() for k, v in s.items()} for s in opt.state]
+        return state, opt.iterations
+
+    def set_optimizer_state(self, state, iterations):
+        """Continue from another optimizer's state (as optimizer_state returns it) after `iterations` steps."""
+        fresh = self._optimizer.initial_state(self.weights)
+        for slots, given in zip(fresh, state):
+            for k in slots:
+                if k in given:
+                    slots[k] = np.array(given[k], dtype=self.dtype)
+        self._optimizer.state, self._optimizer.iterations = fresh, int(iterations)
+
     def _layers(self):
         return list(zip(self.weights[0::2], self.weights[1::2]))

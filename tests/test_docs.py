@@ -10,7 +10,7 @@ from helpers import ROOT, clean_env
 def test_every_code_block_of_the_migration_guide_runs_in_order():
     text = open(os.path.join(ROOT, "docs", "numpy-to-keras.md"), encoding="utf-8").read()
     blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
-    assert len(blocks) == 6
+    assert len(blocks) == 10
     namespace = {}
     for block in blocks:
         exec(compile(block, "docs/numpy-to-keras.md", "exec"), namespace)  # each block asserts its agreement
@@ -29,3 +29,19 @@ def test_walkthrough_command_runs_the_five_stages():
     assert bad.returncode == 1
     stages = bad.stdout.split("Stage ")[1:]
     assert "agree:" in stages[0] and "agree:" in stages[1] and "DISAGREE" in stages[2]
+
+
+def test_walkthrough_takes_any_network_and_data_and_its_texts_follow_the_network(tmp_path):
+    (tmp_path / "mynet.py").write_text(
+        "import numpy_impl\n"
+        "def make():\n"
+        "    return numpy_impl.Network(numpy_impl.glorot_uniform([64, 32, 10], 0), ['tanh', 'softmax'], 0.001,\n"
+        "                              loss='categorical_crossentropy', optimizer='adam')\n")
+    run = subprocess.run([sys.executable, "-m", "compare", "walkthrough", "--impl", "mynet:make", "--data", "digits",
+                          "--epochs", "5"], cwd=tmp_path, env=clean_env(PYTHONPATH=ROOT), capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    out = run.stdout
+    assert out.count("  agree: largest |diff|") == 5 and "all five stages agree" in out
+    assert "a1 = softmax(a0 @ W1.T + b1)" in out and "keras.losses.CategoricalCrossentropy()" in out
+    assert "keras.optimizers.Adam(learning_rate)" in out and "batch_size=1797" in out
+    assert "tanh(X @ W0.T + b0); predicted" not in out and "mean squared" not in out

@@ -1,6 +1,7 @@
 """python -m compare: check a numpy network against Keras, step by step. Exit 0 ok, 1 mismatch, 2 bad input.
 
-main dispatches to the check (run.py) or a subcommand (golden.py: record, check, diff; walkthrough.py), and
+main dispatches to the check (run.py) or a subcommand (golden.py: record, check, diff; walkthrough.py;
+model.py: export, import), and
 turns every way a run can end into one line and an exit status.
 """
 import os
@@ -8,7 +9,7 @@ import sys
 
 from ..errors import InputError, message_of
 
-SUBCOMMANDS = ("record", "check", "diff", "walkthrough")
+SUBCOMMANDS = ("record", "check", "diff", "walkthrough", "export", "import")
 
 
 def main(argv=None):
@@ -35,6 +36,9 @@ def _main(argv):
     stdout, stderr = sys.stdout, sys.stderr  # the network's code may replace them: the report goes here
     _running.append(True)
     try:
+        if argv and argv[0] in ("export", "import"):
+            from . import model
+            return (model.export if argv[0] == "export" else model.import_)(argv[1:])
         if argv and argv[0] == "walkthrough":
             from .walkthrough import walkthrough
             return walkthrough(argv[1:])

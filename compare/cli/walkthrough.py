@@ -1,20 +1,25 @@
-"""python -m compare walkthrough: the guide's numpy code to model.fit in five measured stages (compare/walkthrough.py)."""
+"""python -m compare walkthrough: a network's numpy code to model.fit in five measured stages (compare/walkthrough.py)."""
 from .. import walkthrough as stages
-from .args import Parser, positive_int
+from .args import Parser, positive_int, seed
 
 
 def walkthrough(argv):
-    """python -m compare walkthrough [--impl MODULE:FACTORY] [--epochs N]"""
+    """python -m compare walkthrough [--impl MODULE:FACTORY] [--epochs N] [--data D] [--seed S]"""
     from .. import data, protocol
     p = Parser(prog="python -m compare walkthrough", description=stages.__doc__)
     p.add_argument("--impl", metavar="MODULE:FACTORY", help="your network (default: the guide's seed_network)")
     p.add_argument("--epochs", type=positive_int, default=100, help="length of the last stage (default 100)")
+    p.add_argument("--data", default="guide", metavar="guide|digits|random|PATH.npz",
+                   help="the data (default: the guide's 3 rows); random is shaped to fit the network")
+    p.add_argument("--seed", type=seed, default=0, help="seed of the random data (default 0)")
     args = p.parse_args(argv)
     from ..environment import use_backend
     use_backend("tensorflow")
+    from .run import shape_hint
     impl = "numpy_impl:seed_network" if args.impl is None else args.impl
-    protocol.load_factory(impl)  # a factory that fails is refused before any stage runs
-    X, y = data.load("guide")
+    network = protocol.load_factory(impl)  # a factory that fails is refused before any stage runs
+    shape = shape_hint(network) if args.data == "random" else (None, None)
+    X, y = data.load(args.data, *shape, loss=protocol.attribute(network, "loss", "mse"), seed=args.seed)
     all_ok = True
     for n, (stage, numpy_code, keras_code, conversion, diff, tol, ok) in enumerate(
             stages.run(lambda: protocol.load_factory(impl), X, y, args.epochs), 1):
