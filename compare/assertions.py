@@ -3,15 +3,22 @@ from .checking import check
 from .report import mismatch_message
 
 
-def assert_matches_keras(network, X, y, steps=100, **options):
+def assert_matches_keras(network, X, y, steps=100, msg=None, **options):
     """Train `network` and Keras side by side for `steps` steps; raise AssertionError on a mismatch.
 
     `options` are `check`'s (epochs, batch_size, seed, free_running, dtype, referee, backend). The
     message reads like torch.testing.assert_close's: how many elements mismatched, the greatest
     absolute and relative difference with their index, the allowed tolerance, plus the step, the
-    quantity and the diagnosis. Returns the report when everything matches.
+    quantity and the diagnosis. `msg` replaces it, as in assert_close: a string, or a callable that
+    receives the default message and returns the one to raise. Under pytest this function's frame is
+    hidden (`__tracebackhide__`), so a failure shows the caller's line and the message only. Returns
+    the report when everything matches.
     """
+    __tracebackhide__ = True
+    if msg is not None and not (isinstance(msg, str) or callable(msg)):
+        raise TypeError(f"msg must be a string or a callable taking the default message; received {type(msg).__name__}")
     report = check(network, X, y, steps=steps, **options)
     if not report["ok"]:
-        raise AssertionError(mismatch_message(report))
+        message = mismatch_message(report)
+        raise AssertionError(message if msg is None else msg if isinstance(msg, str) else msg(message))
     return report
