@@ -1,7 +1,7 @@
 """Step a numpy network and Keras through training and check that they agree at every step.
 
 Importing compare changes nothing in the process and loads nothing heavy: `check`,
-`assert_matches_keras` and `InputError` load when first used, `tune_process()` is an explicit call,
+`assert_matches_keras`, `InputError` and `__version__` load when first used, `tune_process()` is an explicit call,
 which python -m compare makes for the process that runs the check (compare/supervise.py), and
 TensorFlow loads only where Keras runs.
 """
@@ -35,14 +35,18 @@ def tune_process():
 
 
 def __getattr__(name):
-    """check, assert_matches_keras and InputError, imported when first asked for (PEP 562): importing
-    compare loads neither numpy nor Keras, so python -m compare's supervising process starts at once."""
+    """check, assert_matches_keras, InputError and __version__ (from the installed metadata), loaded when
+    first asked for (PEP 562): importing compare loads neither numpy nor Keras, so python -m compare's
+    supervising process starts at once."""
     if name == "check":
         from .checking import check
         return check
     if name == "assert_matches_keras":
         from .assertions import assert_matches_keras
         return assert_matches_keras
+    if name == "__version__":
+        from .version import tool_version
+        return tool_version()
     if name == "InputError":
         from .errors import InputError
         return InputError

@@ -23,6 +23,7 @@ from .rules.losses import declared_convention
 from .sequence import new_drift, step_by_step
 from .stepper import Stepper
 from .tally import Stop
+from .version import DISTRIBUTION, SCHEMA_VERSION, tool_version
 
 
 def batches(n_rows, batch_size, seed):
@@ -123,11 +124,13 @@ def check(network, X, y, steps=None, epochs=None, batch_size=None, seed=0, free_
     t_end = time.perf_counter()
     verdict = verdict_of(stop, checked, steps)
     return {
+        "schema_version": SCHEMA_VERSION,
         "ok": verdict == "ok",
         "verdict": verdict,
         "steps_checked": checked,
         "steps_requested": int(steps),
-        "mode": "free-running" if free_running else "synced",
+        "mode": "golden" if golden else "free-running" if free_running else "synced",
+        "golden": golden.identity() if golden else None,
         "dtype": dtype,
         "backend": backend,
         "computed_dtype": computed,
@@ -151,7 +154,7 @@ def check(network, X, y, steps=None, epochs=None, batch_size=None, seed=0, free_
         "drift": drift if free_running else None,
         "referee": judged,
         "tolerance": "per element: 2 x rounding-error bound of the step (docs/tolerances.md)",
-        "versions": golden.versions if golden else environment.versions(),
+        "versions": {**(golden.versions if golden else environment.versions()), DISTRIBUTION: tool_version()},
         **({"history": tally.history} if history else {}),
         "timing": {"setup_s": t_setup - t0, "steps_s": t_end - t_setup, "total_s": t_end - t0},
     }

@@ -66,6 +66,9 @@ def load_npz(path, needed, what):
     except MemoryError:
         raise InputError(f"{path} is too large to load into memory") from None
     except ValueError as exc:
+        if "contains pickled" in str(exc):  # the whole file, or what precedes a zip archive: never unpickled
+            raise InputError(f"{what} {path} is not an .npz archive: it begins with a Python pickle, which is never "
+                             "loaded; expected an .npz archive of numeric arrays") from None
         if "allow_pickle" in str(exc) or "Object arrays" in str(exc):
             raise InputError(f"{path} holds object arrays; expected numeric arrays") from None
         raise InputError(f"{path} is not a readable .npz file: {exc}") from None

@@ -9,6 +9,7 @@ import xml.etree.ElementTree as ET  # noqa: N817
 
 from .names import QUANTITIES
 from .report import atomic_write, element_place, summary, tensor_of
+from .version import DISTRIBUTION
 
 
 # --- JSON ------------------------------------------------------------------------------------------
@@ -29,18 +30,20 @@ def _finite(value):
 
 # --- JUnit XML: a testcase per quantity ---------------------------------------------------------------
 def junit_xml(report):
-    """A <testsuite> with a testcase per quantity, named after it, and one for "every step asked for was
-    compared". The quantity that failed (or first went non-finite) carries a <failure> whose message
-    names the step, tensor, index, both values, |diff|, tolerance and the verdict; a quantity never
-    compared is <skipped> with the reason, never a pass."""
+    """<testsuites> holding one <testsuite> with a testcase per quantity, named after it, and one for "every
+    step asked for was compared"; both elements carry tests, failures, errors, skipped and time. The classname,
+    numpy-keras-compare/3-2-1/tensorflow/float64, holds no dot: CI systems read dots as packages. The quantity
+    that failed (or first went non-finite) carries a <failure> whose message names the step, tensor, index,
+    both values, |diff|, tolerance and the verdict; a quantity never compared is <skipped> with the reason,
+    never a pass."""
     from .report import verdict_text
     net = report["network"]
-    name = f"compare.{'-'.join(map(str, net['layers']))}.{report['backend']}.{report['dtype']}"
+    name = "/".join((DISTRIBUTION, "-".join(map(str, net["layers"])), report["backend"], report["dtype"]))
     where = report["first_mismatch"] or report["nonfinite"] or {}
     failing, verdict = where.get("quantity"), report.get("verdict")
     text, line = summary(report), verdict_text(report)
-    suite = ET.Element("testsuite", name=name, tests=str(len(QUANTITIES) + 1), errors="0",
-                       time=f"{report['timing']['total_s']:.3f}")
+    root = ET.Element("testsuites", name=DISTRIBUTION)
+    suite = ET.SubElement(root, "testsuite", name=name)
     props = ET.SubElement(suite, "properties")
     for key in ("verdict", "steps_checked", "steps_requested", "mode", "computed_dtype"):
         ET.SubElement(props, "property", name=key, value=str(report.get(key)))
@@ -68,9 +71,10 @@ def junit_xml(report):
         skipped += 1
         ET.SubElement(case, "skipped", message=f"steps {report['steps_checked']} to {report['steps_requested'] - 1} "
                       f"were not compared: {_stopped(report)}")
-    suite.set("failures", str(failures))
-    suite.set("skipped", str(skipped))
-    return ET.tostring(suite, encoding="unicode", xml_declaration=True)
+    for element in (root, suite):
+        element.attrib.update(tests=str(len(QUANTITIES) + 1), failures=str(failures), errors="0", skipped=str(skipped),
+                              time=f"{report['timing']['total_s']:.3f}")
+    return ET.tostring(root, encoding="unicode", xml_declaration=True)
 
 
 def failure_message(where, report):

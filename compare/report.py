@@ -28,6 +28,10 @@ def render(report, console):
     console.print(f"numpy ({net['type']}) vs Keras {report['versions']['keras']} on {report['backend']} "
                   f"{report['versions'].get(report['backend'], '')}, {report['dtype']}{computed}, "
                   f"{report['mode']} steps", markup=False, highlight=False)
+    if report.get("golden"):
+        g = report["golden"]
+        console.print(f"golden file {g['path']} (sha256 {g['sha256'][:16]}…, format v{g['format']}): Keras's "
+                      "recorded trajectory, played back without Keras", markup=False, highlight=False)
     console.print(f"network {'-'.join(map(str, net['layers']))} [{', '.join(net['activations'])}], "
                   f"{net['parameters']} parameters; loss {_named(net['loss'], net['loss_config'])}, "
                   f"optimizer {_named(net['optimizer'], net['optimizer_config'])}, learning rate "

@@ -38,7 +38,7 @@ def test_recorded_file_holds_the_trajectory_config_and_versions(recorded):
         assert f["loss"][0] == 238.12000783695962
         np.testing.assert_array_equal(f["w0"][0], [[0.5, 0.5, 0.5], [0.1, 0.1, 0.1]])
     assert config["spec"]["sizes"] == [3, 2, 1] and config["steps"] == 150
-    assert set(versions) == {"keras", "tensorflow", "numpy"}
+    assert set(versions) == {"keras", "tensorflow", "numpy", "numpy-keras-compare"}
 
 
 def test_check_against_the_golden_file_passes_without_importing_keras(recorded):
@@ -88,7 +88,7 @@ def test_diff_shows_what_moved(capsys, recorded, tmp_path):
 
 @pytest.mark.parametrize("content, fragment", [
     ("missing", "no golden file"),
-    (b"PK\x03\x04 not a zip", "not a readable golden file"),
+    (b"PK\x03\x04 not a zip", "not a golden .npz file (received a damaged zip archive)"),
     ({"X": np.ones((2, 2)), "y": np.ones((2, 1))}, "not a golden trajectory of this tool"),
     ({"X": np.array([[1, 2]], dtype=object)}, "not a readable golden file"),
 ])

@@ -315,8 +315,8 @@ def test_a_file_damaged_in_one_field_is_one_line_and_exit_2(capsys, rec, tmp_pat
 
 
 @pytest.mark.parametrize("content, fragment", [
-    ("npy", "is not a readable golden file (a single .npy array)"),
-    (b"not a zip at all", "is not a readable golden file (not a zip archive)"),
+    ("npy", "is not a golden .npz file (received a single .npy array)"),
+    (b"not a zip at all", "is not a golden .npz file (received a file that begins with b'not a zi', which is never"),
     ("forged", "declares shape"),
     ("directory", "no golden file"),
 ])

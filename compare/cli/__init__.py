@@ -10,6 +10,19 @@ import sys
 from ..errors import InputError, message_of
 
 SUBCOMMANDS = ("record", "check", "diff", "walkthrough", "export", "import")
+PROG_VARIABLE = "NUMPY_KERAS_COMPARE_PROG"  # the name it was invoked as, passed on to the supervised child
+SCRIPT = "numpy-keras-compare"
+
+
+def invoked_as(argv0):
+    """The command's name in usage lines and errors: 'numpy-keras-compare' when sys.argv[0] is the console
+    script (numpy-keras-compare, or numpy-keras-compare.exe), else 'python -m compare'."""
+    return SCRIPT if os.path.basename(argv0 or "").split(".")[0] == SCRIPT else "python -m compare"
+
+
+def program():
+    """The name this process's command was invoked as (compare.cli.main sets it), 'python -m compare' by default."""
+    return os.environ.get(PROG_VARIABLE) or "python -m compare"
 
 
 def main(argv=None):
@@ -21,6 +34,8 @@ def main(argv=None):
         raise InputError("python -m compare cannot run inside a check (was compare.cli.main given as a factory?)")
     if argv is None:
         from .. import supervise, tune_process
+        if supervise.PIPE_VARIABLE not in os.environ:  # not the supervised child: its parent has set the name
+            os.environ[PROG_VARIABLE] = invoked_as(sys.argv[0])
         tune_process()
         return supervise.supervised(lambda: _main(sys.argv[1:]), sys.argv[1:])
     return _main(list(argv))
@@ -46,14 +61,19 @@ def _main(argv):
             from . import golden
             return getattr(golden, argv[0])(argv[1:])
         from .args import parser
+        args = parser().parse_args(argv)
+        if args.version:
+            from ..version import version_line
+            print(version_line(args.backend))
+            return 0
         from .run import run
-        return run(parser().parse_args(argv))
+        return run(args)
     except InputError as exc:
-        return _say(stderr, f"python -m compare: error: {exc}", 2)
+        return _say(stderr, f"{program()}: error: {exc}", 2)
     except KeyboardInterrupt:
-        return _say(stderr, "python -m compare: interrupted", 130)
+        return _say(stderr, f"{program()}: interrupted", 130)
     except MemoryError:
-        return _say(stderr, "python -m compare: error: ran out of memory (a smaller network, batch or chunk of data "
+        return _say(stderr, f"{program()}: error: ran out of memory (a smaller network, batch or chunk of data "
                     "would fit)", 2)
     except BaseException as exc:  # noqa: B036 - sorted below: the user's code, or a bug of ours
         where = user_frame(exc)
@@ -61,7 +81,7 @@ def _main(argv):
             raise
         kind = f"called sys.exit({exc.code!r})" if isinstance(exc, SystemExit) else \
             f"raised {type(exc).__name__}: {message_of(exc)}"
-        return _say(stderr, f"python -m compare: error: the network's code ({where}) {kind}", 2)
+        return _say(stderr, f"{program()}: error: the network's code ({where}) {kind}", 2)
     finally:
         sys.stdout, sys.stderr = stdout, stderr
         _running.pop()

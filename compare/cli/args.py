@@ -5,12 +5,13 @@ import math
 
 from ..errors import InputError
 from ..outputs import add_options
+from . import program
 
 EPILOG = """exit status: 0 when numpy and Keras agree at every step asked for, 1 on a mismatch,
 2 on bad usage or bad input (one line on stderr), 3 when they agree on every step compared but
 fewer steps were compared than asked (free-running past its drift limit), 130 on Ctrl-C.
 
-subcommands (python -m compare SUBCOMMAND --help):
+subcommands ({prog} SUBCOMMAND --help):
   record       save the Keras side's trajectory to a golden .npz file
   check        check a numpy network against a golden file, without TensorFlow or Keras
   diff         show what moved between two golden files
@@ -23,7 +24,7 @@ NETWORK_OPTIONS = ("layers", "activations", "loss", "loss_config", "loss_scale",
 
 class Parser(argparse.ArgumentParser):
     def error(self, message):
-        raise InputError(f"{message} (see python -m compare --help)")
+        raise InputError(f"{message} (see {self.prog} --help)")
 
 
 def _integer(minimum):
@@ -80,9 +81,9 @@ def _json_object(text):
     return value
 
 
-def parser(prog="python -m compare", record=False):
+def parser(prog=None, record=False):
     from ..rules import activations as activation_rules, losses as loss_rules, optimizers as optimizer_rules
-    p = Parser(prog=prog, description=RECORD_DOC if record else __doc__, epilog=None if record else EPILOG,
+    p = Parser(prog=prog or program(), description=RECORD_DOC if record else __doc__, epilog=None if record else EPILOG.format(prog=prog or program()),
                 formatter_class=argparse.RawDescriptionHelpFormatter)
     if record:
         p.add_argument("--out", required=True, metavar="FILE.npz", help="where to save the Keras trajectory")
@@ -135,6 +136,8 @@ def parser(prog="python -m compare", record=False):
     out = p.add_argument_group("output")
     add_options(out)
     out.add_argument("--quiet", "-q", action="store_true", help="print only the verdict line")
+    p.add_argument("--version", action="store_true",
+                   help="print this tool's version and those of Keras, its backend and numpy, then exit")
     return p
 
 

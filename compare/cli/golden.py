@@ -1,6 +1,7 @@
 """The subcommands record, check and diff of python -m compare: golden files."""
 import sys
 
+from . import program
 from .args import Parser, parser, positive_int
 from .run import builtin_network, finish, shape_hint, writable
 
@@ -8,7 +9,7 @@ from .run import builtin_network, finish, shape_hint, writable
 def record(argv):
     """python -m compare record --out FILE.npz [network and data options]"""
     from .. import data, golden, protocol
-    args = parser("python -m compare record", record=True).parse_args(argv)
+    args = parser(f"{program()} record", record=True).parse_args(argv)
     writable(args.out, "out")
     from ..environment import use_backend
     backend = use_backend(args.backend)
@@ -29,7 +30,7 @@ def record(argv):
 def check(argv):
     """python -m compare check --golden FILE.npz [--impl MODULE:FACTORY] — without TensorFlow or Keras."""
     from .. import golden, outputs, protocol
-    p = Parser(prog="python -m compare check", description="Check a numpy network against a recorded Keras "
+    p = Parser(prog=f"{program()} check", description="Check a numpy network against a recorded Keras "
                 "trajectory, without importing TensorFlow or Keras. Exit 0 ok, 1 mismatch, 2 bad input.")
     p.add_argument("--golden", required=True, metavar="FILE.npz")
     p.add_argument("--impl", metavar="MODULE:FACTORY",
@@ -66,7 +67,7 @@ def check(argv):
 def diff(argv):
     """python -m compare diff A.npz B.npz: what moved between two recordings (exit 0 identical, 1 moved)."""
     from .. import golden
-    p = Parser(prog="python -m compare diff", description="Compare two recordings of the same configuration, "
+    p = Parser(prog=f"{program()} diff", description="Compare two recordings of the same configuration, "
                 "e.g. before and after a Keras or TensorFlow upgrade. Exit 0 identical, 1 moved, 2 bad input.")
     p.add_argument("a", metavar="A.npz")
     p.add_argument("b", metavar="B.npz")

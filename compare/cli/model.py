@@ -2,13 +2,14 @@
 import os
 
 from ..errors import InputError
+from . import program
 from .args import Parser
 
 
 def export(argv):
     """python -m compare export OUT.keras [--impl MODULE:FACTORY]: the network (weights, architecture, loss,
     optimizer and, for a numpy_impl.Network, the optimizer's state) as a .keras file."""
-    p = Parser(prog="python -m compare export", description=export.__doc__)
+    p = Parser(prog=f"{program()} export", description=export.__doc__)
     p.add_argument("out", metavar="OUT.keras", help="the Keras model file to write")
     p.add_argument("--impl", metavar="MODULE:FACTORY", default="numpy_impl:seed_network",
                    help="the network (default: the guide's seed_network)")
@@ -33,7 +34,7 @@ def export(argv):
 def import_(argv):
     """python -m compare import MODEL.keras OUT.npz: the numpy network of a saved Keras model (its weights bit
     for bit, its loss, optimizer and the optimizer's state), for numpy_impl.store.load."""
-    p = Parser(prog="python -m compare import", description=import_.__doc__)
+    p = Parser(prog=f"{program()} import", description=import_.__doc__)
     p.add_argument("model", metavar="MODEL.keras", help="a Keras model file of Dense layers")
     p.add_argument("out", metavar="OUT.npz", help="the numpy network file to write")
     args = p.parse_args(argv)

@@ -1,12 +1,13 @@
 """python -m compare walkthrough: a network's numpy code to model.fit in five measured stages (compare/walkthrough.py)."""
 from .. import walkthrough as stages
+from . import program
 from .args import Parser, positive_int, seed
 
 
 def walkthrough(argv):
     """python -m compare walkthrough [--impl MODULE:FACTORY] [--epochs N] [--data D] [--seed S]"""
     from .. import data, protocol
-    p = Parser(prog="python -m compare walkthrough", description=stages.__doc__)
+    p = Parser(prog=f"{program()} walkthrough", description=stages.__doc__)
     p.add_argument("--impl", metavar="MODULE:FACTORY", help="your network (default: the guide's seed_network)")
     p.add_argument("--epochs", type=positive_int, default=100, help="length of the last stage (default 100)")
     p.add_argument("--data", default="guide", metavar="guide|digits|random|PATH.npz",

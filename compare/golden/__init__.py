@@ -3,9 +3,11 @@
 A file is an .npz (loaded with allow_pickle=False) holding, for a Keras run trained on its own from
 the network's initial weights: per step the weights entering it (w0, w1, ...: W0, b0, ...), each
 layer's pre-activation and output (z0, a0, ...: one row per batch row, batches one after another),
-the loss and the gradients (g0, g1, ...), and the final weights; plus the data (X, y), the batches
-(rows, row_offsets), the config and the versions of Keras, its backend and numpy. Format v2 adds
-`sha256`, a content hash of every other array (content_hash).
+the loss and the gradients (g0, g1, ...: dW0, db0, ... in reports and diff), and the final weights;
+plus the data (X, y), the batches (rows, row_offsets), the config and the versions of Keras, its
+backend, numpy and this tool. Format v2 adds
+`sha256`, a content hash of every other array (content_hash). Files are saved compressed
+(np.savez_compressed); uncompressed ones, as earlier versions saved them, load as well.
 
 A golden file is the reference a network is judged by, so `load` trusts nothing in it. It refuses
 with one line (InputError: exit 2) a file that is missing, not an .npz, of another format, edited

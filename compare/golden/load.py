@@ -56,7 +56,14 @@ class GoldenReference:
         self.backend = self.config["backend"]
         self.computed_dtype = self.config["computed_dtype"]
         self.device = self.config["device"]
+        self.sha256 = file_sha256(self.path)
         self.t = 0
+
+    def identity(self):
+        """What the report records of the file: its path, the sha256 of its bytes (as sha256sum prints it), its
+        format (1 or 2) and the versions it was recorded with."""
+        return {"path": self.path, "sha256": self.sha256, "format": 2 if _text(self.files["format"]) == FORMAT else 1,
+                "recorded_with": dict(self.versions)}
 
     def verify(self, spec):
         """Refuse (InputError) a network whose spec (protocol.describe) is not the one the file was recorded
@@ -90,6 +97,16 @@ class GoldenReference:
                 "weights_out": [f[f"w{i}"][t + 1] for i in range(2 * n)]}
 
 
+def file_sha256(path):
+    """The sha256 of a file's bytes, as sha256sum prints it."""
+    import hashlib
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def _read(path):
     """The file's arrays and its format line, or a one-line InputError for a missing, unreadable or foreign file."""
     from ..data import load_npz
@@ -98,13 +115,13 @@ def _read(path):
         raise InputError(f"no golden file {path!r}")
     try:
         with open(path, "rb") as f:
-            single = f.read(6) == b"\x93NUMPY"
+            head = f.read(8)
     except OSError as exc:
         raise InputError(f"cannot read golden file {path!r}: {exc.strerror or exc}") from None
-    if not zipfile.is_zipfile(path):
-        kind = "a single .npy array" if single else "not a zip archive"
-        raise InputError(f"{path} is not a readable golden file ({kind}); expected the .npz archive that "
-                         "python -m compare record writes")
+    zipped = zipfile.is_zipfile(path)
+    if not head.startswith(b"PK\x03\x04") or not zipped:  # np.load reads what begins the file, is_zipfile its end
+        raise InputError(f"{path} is not a golden .npz file (received {received_kind(head, zipped)}); expected the "
+                         ".npz archive that python -m compare record writes")
     try:
         files = load_npz(path, (), "golden file")
     except InputError as exc:
@@ -117,6 +134,22 @@ def _read(path):
         raise InputError(f"{path} is not a golden trajectory of this tool (expected format {FORMAT!r}; received "
                          f"{received})")
     return files, version
+
+
+def received_kind(head, zipped):
+    """What a file that is not an .npz archive is, from its first bytes `head` and whether a zip archive
+    ends it (`zipped`: zipfile.is_zipfile)."""
+    if not head:
+        return "an empty file"
+    if head.startswith(b"\x93NUMPY"):
+        return "a single .npy array"
+    if head[:1] == b"\x80":
+        kind = "a Python pickle"
+    elif head.startswith(b"PK"):
+        return "a damaged zip archive"
+    else:
+        kind = f"a file that begins with {head!r}"
+    return f"{kind}{' with a zip archive appended' if zipped else ''}, which is never loaded"
 
 
 def _text(a):
