@@ -143,3 +143,36 @@ def test_the_ci_workflow_covers_every_backend_the_plugin_accepts():
     assert '        backend: [tensorflow, jax, torch]' in text and list(plugin.BACKENDS) == ["tensorflow", "jax", "torch"]
     assert '        python: ["3.11", "3.12"]' in text and "python -m compare check --golden" in text
     assert "pytest -p no:numpy_keras_compare" in text and "pytest -n auto" in text
+
+
+GATEWAY_TESTS = '''
+import os
+
+import numpy_impl
+
+
+def test_correct_network(keras_check):
+    X, y = numpy_impl.seed_data()
+    report = keras_check(numpy_impl.seed_network(), X, y, steps=5)
+    assert report["steps_checked"] == 5 and os.environ["KERAS_BACKEND"] == "tensorflow"
+    assert os.environ["PYTEST_XDIST_WORKER"] in ("gw0", "gw1")
+
+
+def test_guide_as_written(keras_check):
+    X, y = numpy_impl.seed_data()
+    keras_check(numpy_impl.guide_as_written(), X, y, steps=5)
+'''
+
+
+def test_explicit_xdist_gateways_as_for_remote_hosts_run_the_fixture_in_each_worker(tmp_path):
+    """`-d --tx SPEC` is the form xdist takes for workers on other hosts (`ssh=host//python=...`); here each
+    gateway is a local interpreter named the same way, so the plugin, its option and keras_check travel to
+    workers started by execnet rather than by -n."""
+    pytest.importorskip("xdist", reason="pytest-xdist is not installed (pip install -e '.[test]')")
+    (tmp_path / "test_gateways.py").write_text(GATEWAY_TESTS)
+    result = run_pytest(tmp_path, "-q", "-d", "--tx", f"2*popen//python={sys.executable}", "--keras-backend",
+                        "tensorflow", "-rA")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "1 failed, 1 passed" in result.stdout and "at step 0" in result.stdout
+    assert "FAILED test_gateways.py::test_guide_as_written" in result.stdout
+    assert "PASSED test_gateways.py::test_correct_network" in result.stdout
