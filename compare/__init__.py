@@ -1,13 +1,14 @@
 """Step a numpy network and Keras through training and check that they agree at every step.
 
 Importing compare changes nothing in the process and loads nothing heavy: `check`,
-`assert_matches_keras`, `InputError` and `__version__` load when first used, `tune_process()` is an explicit call,
+`assert_matches_keras`, `check_layer`, `assert_layer_matches_keras`, `InputError` and `__version__` load
+when first used, `tune_process()` is an explicit call,
 which python -m compare makes for the process that runs the check (compare/supervise.py), and
 TensorFlow loads only where Keras runs.
 """
 import os
 
-__all__ = ["InputError", "assert_matches_keras", "check", "tune_process"]
+__all__ = ["InputError", "assert_layer_matches_keras", "assert_matches_keras", "check", "check_layer", "tune_process"]
 
 
 def tune_process():
@@ -41,6 +42,12 @@ def __getattr__(name):
     if name == "check":
         from .checking import check
         return check
+    if name == "check_layer":
+        from .layer_check import check_layer
+        return check_layer
+    if name == "assert_layer_matches_keras":
+        from .assertions import assert_layer_matches_keras
+        return assert_layer_matches_keras
     if name == "assert_matches_keras":
         from .assertions import assert_matches_keras
         return assert_matches_keras

@@ -18,3 +18,30 @@ def swap_kernels(tensors):
     data, so the numpy side never reads an array against its memory order."""
     from keras import ops
     return [ops.swapaxes(t, -1, -2) if i % 2 == 0 else t for i, t in enumerate(tensors)]
+
+
+# --- single layers in the courses' conventions (compare/adapters.py) ---------------------------------------
+def conv_kernel_to_keras(w):
+    """A course's convolution kernel (F, C, HH, WW) (or (F, C, K) in 1-D) → Keras's (HH, WW, C, F): the spatial
+    axes first, then input channels, then filters."""
+    w = np.asarray(w)
+    return np.ascontiguousarray(w.transpose(tuple(range(2, w.ndim)) + (1, 0)))
+
+
+def conv_kernel_from_keras(kernel):
+    """Keras's (HH, WW, C, F) → (F, C, HH, WW). Exact inverse of `conv_kernel_to_keras`."""
+    kernel = np.asarray(kernel)
+    n = kernel.ndim
+    return np.ascontiguousarray(kernel.transpose((n - 1, n - 2) + tuple(range(n - 2))))
+
+
+def dense_kernel_to_keras(w, shape="units_inputs"):
+    """A dense weight → Keras's kernel (inputs, units): the guide's (units, inputs) is transposed, CS231n's
+    (inputs, units) ("inputs_units") is Keras's already. Its own inverse (`dense_kernel_from_keras`)."""
+    if shape not in ("units_inputs", "inputs_units"):
+        raise ValueError(f"dense weight shape {shape!r}; expected 'units_inputs' or 'inputs_units'")
+    w = np.asarray(w)
+    return np.ascontiguousarray(w.T) if shape == "units_inputs" else np.array(w)
+
+
+dense_kernel_from_keras = dense_kernel_to_keras

@@ -1,7 +1,7 @@
 """python -m compare: check a numpy network against Keras, step by step. Exit 0 ok, 1 mismatch, 2 bad input.
 
 main dispatches to the check (run.py) or a subcommand (golden.py: record, check, diff; walkthrough.py;
-model.py: export, import), and
+model.py: export, import; layer.py: layer), and
 turns every way a run can end into one line and an exit status.
 """
 import os
@@ -9,7 +9,7 @@ import sys
 
 from ..errors import InputError, message_of
 
-SUBCOMMANDS = ("record", "check", "diff", "walkthrough", "export", "import")
+SUBCOMMANDS = ("record", "check", "diff", "walkthrough", "export", "import", "layer")
 PROG_VARIABLE = "NUMPY_KERAS_COMPARE_PROG"  # the name it was invoked as, passed on to the supervised child
 SCRIPT = "numpy-keras-compare"
 
@@ -54,6 +54,9 @@ def _main(argv):
         if argv and argv[0] in ("export", "import"):
             from . import model
             return (model.export if argv[0] == "export" else model.import_)(argv[1:])
+        if argv and argv[0] == "layer":
+            from .layer import layer
+            return layer(argv[1:])
         if argv and argv[0] == "walkthrough":
             from .walkthrough import walkthrough
             return walkthrough(argv[1:])

@@ -15,7 +15,10 @@ subcommands ({prog} SUBCOMMAND --help):
   record       save the Keras side's trajectory to a golden .npz file
   check        check a numpy network against a golden file, without TensorFlow or Keras
   diff         show what moved between two golden files
-  walkthrough  the guide's numpy code to model.fit in five measured stages"""
+  layer        check one hand-written layer (Conv2D, pooling, Embedding, ...) against its Keras layer
+  walkthrough  the guide's numpy code to model.fit in five measured stages
+  export       save a numpy network as a Keras model file (.keras)
+  import       read a Keras model file back into a numpy network (.npz)"""
 
 # Options that describe the built-in network; a plug-in (--impl) declares these itself.
 NETWORK_OPTIONS = ("layers", "activations", "loss", "loss_config", "loss_scale", "optimizer", "optimizer_config",

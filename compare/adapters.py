@@ -1,0 +1,198 @@
+"""Function-style layers, as courses write them, wrapped into the layer protocol (compare/layer_check.py).
+
+    out, cache = conv_forward(x, w, b, conv_param)        # x (N, C, H, W), w (F, C, HH, WW)
+    dx, dw, db = conv_backward(dout, cache)
+
+    from compare.adapters import conv2d
+    check_layer(conv2d(conv_forward, conv_backward, w, b, {"stride": 1, "pad": 1}), x)
+
+Each constructor states the Keras layer the functions implement and the data's layout ("NCHW"); the
+course's weights are mapped to Keras's shapes by keras_impl/convert.py, the one place that knows both.
+"""
+import numpy as np
+
+from keras_impl import convert
+
+from .errors import InputError, show
+
+
+class FunctionLayer:
+    """The layer protocol over a forward function, a backward function and weights in a course's shapes.
+
+    forward(x, weights, training) → (out, cache) and backward(dout, cache) → (dx, [grads]) are the
+    course's calls; to_keras / from_keras map its weights (and, to_keras, its gradients) to Keras's.
+    """
+
+    def __init__(self, keras_layer, layout, weights, forward, backward, to_keras=None, from_keras=None):
+        self.keras_layer, self.layout = keras_layer, layout
+        self.weights = [np.array(w, dtype=float) for w in weights]
+        self._forward, self._backward = forward, backward
+        self._to, self._from = to_keras or (lambda ws: ws), from_keras or (lambda ws: ws)
+        self.mask, self.cache = None, None
+
+    def get_weights(self):
+        return self._to(self.weights)
+
+    def set_weights(self, weights):
+        self.weights = self._from([np.array(w, dtype=float) for w in weights])
+
+    def set_noise(self, mask):
+        self.mask = mask
+
+    def forward(self, x, training=True):
+        out, self.cache = self._forward(x, self.weights, training, self.mask)
+        return out
+
+    def backward(self, dout):
+        dx, grads = self._backward(dout, self.cache)
+        return dx, self._to(list(grads))
+
+
+def _int_pair(value, what, n=2):
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1:
+        return (int(value),) * n
+    if isinstance(value, (tuple, list)) and len(value) == n and all(isinstance(v, (int, np.integer)) and v >= 1
+                                                                    for v in value):
+        return tuple(int(v) for v in value)
+    raise InputError(f"{what} must be an integer >= 1 or {n} of them; received {show(value)}")
+
+
+def keras_padding(pad, kernel, stride, dilation):
+    """A course's pad ("same", "valid" or symmetric zero padding p per side) as Keras's padding; an InputError
+    where Keras has none that equals it (p ≠ 0 and p ≠ (k − 1)·d/2 at stride 1)."""
+    if pad in ("same", "valid"):
+        return pad
+    if not isinstance(pad, (int, np.integer)) or isinstance(pad, bool) or pad < 0:
+        raise InputError(f"pad must be 'same', 'valid' or an integer >= 0; received {show(pad)}")
+    if pad == 0:
+        return "valid"
+    if all(s == 1 and (k - 1) * d == 2 * pad for k, s, d in zip(kernel, stride, dilation)):
+        return "same"
+    raise InputError(f"pad={pad} with kernel {kernel}, stride {stride}: Keras's padding is 'valid' (0) or 'same' "
+                     f"((k − 1)·dilation/2 per side at stride 1); no Keras layer pads {pad} here")
+
+
+def conv(forward, backward, w, b, conv_param=None):
+    """conv_forward(x, w, b, conv_param) / conv_backward(dout, cache) → dx, dw, db, with w (F, C, HH, WW) and x
+    NCHW (or w (F, C, K) and x (N, C, T) in 1-D): Keras's Conv2D (Conv1D). conv_param: stride, pad, dilation."""
+    w = np.asarray(w, dtype=float)
+    if w.ndim not in (3, 4):
+        raise InputError(f"a convolution kernel is (F, C, HH, WW) or (F, C, K); received shape {w.shape}")
+    param = dict(conv_param or {})
+    n = w.ndim - 2
+    stride = _int_pair(param.get("stride", 1), "conv_param['stride']", n)
+    dilation = _int_pair(param.get("dilation", 1), "conv_param['dilation']", n)
+    padding = keras_padding(param.get("pad", 0), w.shape[2:], stride, dilation)
+    config = {"filters": int(w.shape[0]), "kernel_size": tuple(w.shape[2:]), "strides": stride, "padding": padding,
+              "dilation_rate": dilation}
+    return FunctionLayer(
+        {"class_name": "Conv2D" if n == 2 else "Conv1D", "config": config}, "NCHW" if n == 2 else "NCT", [w, b],
+        lambda x, ws, training, mask: forward(x, ws[0], ws[1], param),
+        lambda dout, cache: (lambda r: (r[0], r[1:]))(backward(dout, cache)),
+        to_keras=lambda ws: [convert.conv_kernel_to_keras(ws[0]), np.asarray(ws[1])],
+        from_keras=lambda ws: [convert.conv_kernel_from_keras(ws[0]), ws[1]])
+
+
+def pool(forward, backward, pool_param, kind="max"):
+    """max_pool_forward(x, pool_param) / max_pool_backward(dout, cache) → dx (or avg_...), x NCHW, pool_param
+    pool_height, pool_width, stride and pad ('valid' by default, or 'same'): Keras's Max/AveragePooling2D."""
+    param = dict(pool_param or {})
+    try:
+        size = (int(param["pool_height"]), int(param["pool_width"]))
+    except (KeyError, TypeError, ValueError):
+        raise InputError(f"pool_param needs pool_height and pool_width; received {show(param)}") from None
+    stride = _int_pair(param.get("stride", size), "pool_param['stride']")
+    padding = param.get("pad", "valid")
+    if padding not in ("valid", "same", 0):
+        raise InputError(f"pool_param['pad'] must be 'valid' or 'same'; received {show(padding)}")
+    classes = {"max": "MaxPooling2D", "average": "AveragePooling2D"}
+    if kind not in classes:
+        raise InputError(f"pool kind {show(kind)}; expected 'max' or 'average'")
+    config = {"pool_size": size, "strides": stride, "padding": "valid" if padding == 0 else padding}
+    return FunctionLayer({"class_name": classes[kind], "config": config}, "NCHW", [],
+                         lambda x, ws, training, mask: forward(x, param),
+                         lambda dout, cache: (backward(dout, cache), []))
+
+
+def global_average_pool(forward, backward):
+    """global_avg_pool_forward(x) → (N, C) / global_avg_pool_backward(dout, cache) → dx, x NCHW."""
+    return FunctionLayer({"class_name": "GlobalAveragePooling2D", "config": {}}, "NCHW", [],
+                         lambda x, ws, training, mask: forward(x), lambda dout, cache: (backward(dout, cache), []))
+
+
+def dense(forward, backward, w, b, w_shape="units_inputs"):
+    """affine_forward(x, w, b) / affine_backward(dout, cache) → dx, dw, db: Keras's Dense. w is (units, inputs)
+    as in the guide, or (inputs, units) as in CS231n with w_shape="inputs_units"."""
+    w = np.asarray(w, dtype=float)
+    if w.ndim != 2:
+        raise InputError(f"a dense weight is 2-D; received shape {w.shape}")
+    try:
+        kernel = convert.dense_kernel_to_keras(w, w_shape)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    return FunctionLayer(
+        {"class_name": "Dense", "config": {"units": int(kernel.shape[1])}}, None, [w, b],
+        lambda x, ws, training, mask: forward(x, ws[0], ws[1]),
+        lambda dout, cache: (lambda r: (r[0], r[1:]))(backward(dout, cache)),
+        to_keras=lambda ws: [convert.dense_kernel_to_keras(ws[0], w_shape), np.asarray(ws[1])],
+        from_keras=lambda ws: [convert.dense_kernel_from_keras(ws[0], w_shape), ws[1]])
+
+
+def elementwise(forward, backward, keras_layer, layout=None):
+    """forward(x) → (out, cache) / backward(dout, cache) → dx, for a layer without weights acting on the array
+    as given: relu, softmax, an activation, flatten, reshape."""
+    return FunctionLayer(keras_layer, layout, [], lambda x, ws, training, mask: forward(x),
+                         lambda dout, cache: (backward(dout, cache), []))
+
+
+def dropout(forward, backward, rate):
+    """dropout_forward(x, dropout_param) / dropout_backward(dout, cache) → dx, inverted dropout as Keras's:
+    dropout_param = {"p": rate dropped, "mode": "train" or "test", "mask": the check's keep-mask (1 kept)}."""
+    def fwd(x, ws, training, mask):
+        return forward(x, {"p": rate, "mode": "train" if training else "test", "mask": mask})
+    return FunctionLayer({"class_name": "Dropout", "config": {"rate": rate}}, None, [], fwd,
+                         lambda dout, cache: (backward(dout, cache), []))
+
+
+def embedding(forward, backward, W):
+    """embedding_forward(x, W) → (N, T, D) / embedding_backward(dout, cache) → dW, x integer ids (N, T),
+    W (V, D): Keras's Embedding(V, D); repeated ids accumulate their rows."""
+    W = np.asarray(W, dtype=float)
+    if W.ndim != 2:
+        raise InputError(f"an embedding table is (V, D); received shape {W.shape}")
+    return FunctionLayer(
+        {"class_name": "Embedding", "config": {"input_dim": int(W.shape[0]), "output_dim": int(W.shape[1])}}, None,
+        [W], lambda x, ws, training, mask: forward(x, ws[0]), lambda dout, cache: (None, [backward(dout, cache)]))
+
+
+def batchnorm(forward, backward, gamma, beta, bn_param, layout=None):
+    """batchnorm_forward(x, gamma, beta, bn_param) / batchnorm_backward(dout, cache) → dx, dgamma, dbeta, with
+    bn_param eps, momentum, running_mean, running_var and mode ("train"/"test"), the running statistics
+    updated in bn_param in training (CS231n): Keras's BatchNormalization, weights gamma, beta, moving_mean,
+    moving_variance. Features on the last axis unless `layout` says otherwise (e.g. "NCHW")."""
+    param = dict(bn_param)
+    gamma = np.asarray(gamma, dtype=float)
+    param.setdefault("running_mean", np.zeros(gamma.shape))
+    param.setdefault("running_var", np.ones(gamma.shape))
+    config = {"epsilon": float(param.get("eps", 1e-3)), "momentum": float(param.get("momentum", 0.99))}
+
+    def fwd(x, ws, training, mask):
+        param.update(mode="train" if training else "test", running_mean=ws[2], running_var=ws[3])
+        out, cache = forward(x, ws[0], ws[1], param)
+        ws[2], ws[3] = param["running_mean"], param["running_var"]
+        return out, cache
+
+    return FunctionLayer({"class_name": "BatchNormalization", "config": config}, layout,
+                         [gamma, beta, param["running_mean"], param["running_var"]], fwd,
+                         lambda dout, cache: (lambda r: (r[0], r[1:]))(backward(dout, cache)),
+                         to_keras=lambda ws: list(ws), from_keras=lambda ws: list(ws))
+
+
+def layernorm(forward, backward, gamma, beta, ln_param=None):
+    """layernorm_forward(x, gamma, beta, ln_param) / layernorm_backward(dout, cache) → dx, dgamma, dbeta over
+    the last axis: Keras's LayerNormalization (ε from ln_param["eps"], default Keras's 1e-3)."""
+    param = dict(ln_param or {})
+    config = {"epsilon": float(param.get("eps", 1e-3))}
+    return FunctionLayer({"class_name": "LayerNormalization", "config": config}, None, [gamma, beta],
+                         lambda x, ws, training, mask: forward(x, ws[0], ws[1], param),
+                         lambda dout, cache: (lambda r: (r[0], r[1:]))(backward(dout, cache)))

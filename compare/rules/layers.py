@@ -1,0 +1,208 @@
+"""What compare knows about each Keras layer class a single-layer check accepts (python -m compare layer).
+
+Each entry:
+  layouts        {rank: Keras's axis letters for the input}, e.g. {4: "NHWC"}; None: the layer acts on the
+                 array as given (elementwise, Flatten, Reshape), so a user's layout is never moved for it
+  output_letters (letters) → the output's letters: what the input's letters become
+  bound          how an element's tolerance is computed (compare/layer_tolerance.py):
+                 "multilinear"  linear in each argument (dense, convolution, average pooling, dropout with its
+                                mask, embedding): |error| ≤ γ_n · (the layer on |x|, |W|, |dout|) per side
+                 "max_pool"     the output is a selection (exact); dx sums dout over the windows an element
+                                is the maximum of: γ_n · (the VJP on x with |dout|)
+                 "activation"   the activation's own rules (compare/rules/activations.py)
+                 "normalization" first-order propagation through the statistics (compare/layer_tolerance.py)
+  terms          (layer, x_shape, out_shape) → {"output": n, "input_gradient": n, "weights": [n per trainable
+                 weight]}: the most terms (products or roundings) that one element of each sums, read from the
+                 built Keras layer's own attributes
+  activation     (config) → the activation's name, for bound "activation"
+  integer_input  the input is integer ids (Embedding): no dx
+  stats_axes     (ndim) → the axes a normalization layer's statistics are taken over
+  noise          the layer draws random numbers in training (Dropout): the check reads Keras's draw and gives
+                 the same mask to the numpy side (set_noise)
+  refuse         (config) → why a configuration is not checkable, or None
+  notes          (config, training) → Keras's own details a numpy side must reproduce
+"""
+import math
+
+from ..errors import show
+from . import lookup
+
+
+def _prod(values):
+    return math.prod(int(v) for v in values)
+
+
+def _same(letters):
+    return letters
+
+
+def _linear_activation(config):
+    activation = config.get("activation")
+    if activation not in (None, "linear"):
+        return (f"activation={show(activation)} inside the layer is not checked here; set activation=None and "
+                f"check the activation as a layer of its own ({{'class_name': 'Activation', 'config': "
+                f"{{'activation': {show(activation)}}}}})")
+    return None
+
+
+def _dense_terms(layer, x_shape, out_shape):
+    rows = _prod(x_shape[:-1])  # every position of every sample adds to dW
+    return {"output": x_shape[-1] + 1, "input_gradient": layer.units,
+            "weights": [rows] * len(layer.trainable_weights)}
+
+
+def _conv_terms(layer, x_shape, out_shape):
+    window = _prod(layer.kernel_size)
+    positions = _prod(out_shape[:-1])  # batch × output positions
+    return {"output": window * x_shape[-1] + 1, "input_gradient": window * layer.filters,
+            "weights": [positions] * len(layer.trainable_weights)}
+
+
+def _conv_refuse(config):
+    if config.get("groups", 1) != 1:
+        return f"groups={show(config.get('groups'))}: only groups=1 is checked"
+    if config.get("data_format") not in (None, "channels_last"):
+        return ("data_format is for the Keras layer, which runs channels-last here; declare the numpy layer's own "
+                "axes with `layout` (e.g. layout = 'NCHW') instead")
+    return _linear_activation(config)
+
+
+def _pool_terms(layer, x_shape, out_shape):
+    return {"output": _prod(layer.pool_size) + 1, "input_gradient": _overlaps(layer), "weights": []}
+
+
+def _overlaps(layer):
+    """How many windows one input element can fall in: Π ceil(pool / stride)."""
+    return _prod(-(-p // s) for p, s in zip(layer.pool_size, layer.strides))
+
+
+def _global_pool_terms(layer, x_shape, out_shape):
+    return {"output": _prod(x_shape[1:-1]) + 1, "input_gradient": 1, "weights": []}
+
+
+def _exact_terms(layer, x_shape, out_shape):
+    return {"output": 0, "input_gradient": 0, "weights": []}
+
+
+def _dropout_terms(layer, x_shape, out_shape):
+    return {"output": 3, "input_gradient": 3, "weights": []}  # 1/(1 − rate), x·scale, ·mask (Keras or not)
+
+
+def _embedding_terms(layer, x_shape, out_shape):
+    return {"output": 0, "input_gradient": 0, "weights": [_prod(x_shape)]}  # one id may repeat N·T times
+
+
+def _batch_norm_refuse(config):
+    if config.get("axis", -1) not in (-1,):
+        return (f"axis={show(config.get('axis'))}: the check normalises the last axis (Keras's default); declare the "
+                "numpy layer's own axes with `layout` (e.g. layout = 'NCHW') instead")
+    if config.get("renorm") or config.get("synchronized"):
+        return "renorm and synchronized are not checked"
+    return None
+
+
+def _layer_norm_refuse(config):
+    if config.get("axis", -1) not in (-1, [-1], (-1,)):
+        return f"axis={show(config.get('axis'))}: only the last axis (-1) is checked"
+    if config.get("rms_scaling"):
+        return "rms_scaling is not checked"
+    return None
+
+
+def _batch_norm_notes(config, training):
+    eps, momentum = config.get("epsilon", 1e-3), config.get("momentum", 0.99)
+    if not training:
+        return [f"BatchNormalization in inference normalises with the moving statistics: (x − moving_mean)/"
+                f"√(moving_variance + ε), ε = {eps:g}"]
+    return [f"Keras's BatchNormalization: ε = {eps:g} (not 1e-5), the batch's biased variance (divided by m, not "
+            f"m − 1), and in training moving = moving·{momentum:g} + batch·(1 − {momentum:g}), the biased variance "
+            "going into moving_variance too"]
+
+
+def _layer_norm_notes(config, training):
+    return [f"Keras's LayerNormalization: ε = {config.get('epsilon', 1e-3):g} (PyTorch's is 1e-5), the biased "
+            "variance over the last axis"]
+
+
+def _pool_notes(config, training):
+    if config.get("padding") == "same":
+        return ["Keras's 'same' padding puts the extra row and column at the end (bottom, right)"]
+    return []
+
+
+def _conv_notes(config, training):
+    notes = ["Keras's convolution is a cross-correlation (the kernel is not flipped); its kernel is "
+             "(kernel..., in_channels, filters)"]
+    return notes + _pool_notes(config, training)
+
+
+def _dropout_notes(config, training):
+    if not training:
+        return ["Dropout in inference is the identity"]
+    return ["Keras's Dropout is inverted: kept elements are scaled by 1/(1 − rate) in training, the identity in "
+            "inference; the mask is Keras's own draw, given to the numpy side with set_noise"]
+
+
+def _relu_refuse(config):
+    changed = {k: config[k] for k in ("max_value", "negative_slope", "threshold")
+               if config.get(k) not in (None, 0, 0.0)}
+    return f"ReLU with {changed} is not checked; only the plain max(x, 0)" if changed else None
+
+
+def _softmax_refuse(config):
+    axis = config.get("axis", -1)
+    return None if axis == -1 else f"Softmax axis={show(axis)}: only the last axis (-1) is checked"
+
+
+def _activation_refuse(config):
+    from . import activations
+    name = config.get("activation")
+    if not isinstance(name, str) or name not in activations.ACTIVATIONS:
+        return f"activation {show(name)}; expected one of {', '.join(sorted(activations.ACTIVATIONS))}"
+    return None
+
+
+def _none(*_):
+    return None
+
+
+def _no_notes(*_):
+    return []
+
+
+def entry(layouts, bound, terms, output_letters=_same, refuse=_none, notes=_no_notes, activation=None,
+          integer_input=False, noise=False, stats_axes=None):
+    return {"layouts": layouts, "bound": bound, "terms": terms, "output_letters": output_letters,
+            "refuse": refuse, "notes": notes, "activation": activation, "integer_input": integer_input,
+            "noise": noise, "stats_axes": stats_axes}
+
+
+LAYERS = {
+    "Dense": entry({2: "NF", 3: "NTF"}, "multilinear", _dense_terms, refuse=_linear_activation),
+    "Conv1D": entry({3: "NTF"}, "multilinear", _conv_terms, refuse=_conv_refuse, notes=_conv_notes),
+    "Conv2D": entry({4: "NHWC"}, "multilinear", _conv_terms, refuse=_conv_refuse, notes=_conv_notes),
+    "MaxPooling2D": entry({4: "NHWC"}, "max_pool", _pool_terms, refuse=_conv_refuse, notes=_pool_notes),
+    "AveragePooling2D": entry({4: "NHWC"}, "multilinear", _pool_terms, refuse=_conv_refuse, notes=_pool_notes),
+    "GlobalAveragePooling2D": entry({4: "NHWC"}, "multilinear", _global_pool_terms,
+                                    output_letters=lambda letters: letters.replace("H", "").replace("W", ""),
+                                    refuse=_conv_refuse),
+    "Flatten": entry(None, "multilinear", _exact_terms, output_letters=lambda letters: letters[0] + "F"),
+    "Reshape": entry(None, "multilinear", _exact_terms, output_letters=None),
+    "Dropout": entry(None, "multilinear", _dropout_terms, notes=_dropout_notes, noise=True),
+    "Embedding": entry({2: "NT"}, "multilinear", _embedding_terms, output_letters=lambda letters: letters + "F",
+                       integer_input=True),
+    "BatchNormalization": entry({2: "NF", 3: "NTF", 4: "NHWC"}, "normalization", _exact_terms,
+                                refuse=_batch_norm_refuse, notes=_batch_norm_notes,
+                                stats_axes=lambda ndim: tuple(range(ndim - 1))),
+    "LayerNormalization": entry({2: "NF", 3: "NTF", 4: "NHWC"}, "normalization", _exact_terms, refuse=_layer_norm_refuse,
+                                notes=_layer_norm_notes, stats_axes=lambda ndim: (ndim - 1,)),
+    "ReLU": entry(None, "activation", _exact_terms, refuse=_relu_refuse, activation=lambda config: "relu"),
+    "Softmax": entry(None, "activation", _exact_terms, refuse=_softmax_refuse, activation=lambda config: "softmax"),
+    "Activation": entry(None, "activation", _exact_terms, refuse=_activation_refuse,
+                        activation=lambda config: config["activation"]),
+}
+
+
+def get(class_name):
+    """The rules of Keras layer class `class_name`; an InputError naming the accepted ones for another."""
+    return lookup(LAYERS, "layer class", class_name)

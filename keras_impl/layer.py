@@ -1,0 +1,75 @@
+"""One Keras layer, built from its class name and config, and its forward pass and VJP from Keras's autodiff.
+
+Every number here comes from the Keras layer itself: its call (with `training`), tf.GradientTape for
+dx = d(Σ out·dout)/dx and the trainable weights' gradients, and its non-trainable weights after the call
+(moving statistics). TensorFlow backend.
+"""
+import keras
+import numpy as np
+import tensorflow as tf
+
+
+def build(class_name, config, input_shape, dtype="float64", integer_input=False):
+    """keras.layers.<class_name>(**config, dtype=dtype), built for inputs of `input_shape` (batch first).
+
+    floatx is set first, so that nothing the layer creates keeps float32. Raises TypeError or ValueError
+    (Keras's own message) for a config Keras refuses.
+    """
+    keras.config.set_floatx(dtype)
+    layer = getattr(keras.layers, class_name)(**{**config, "dtype": dtype})
+    layer.build(tuple(input_shape))
+    return layer
+
+
+def weight_specs(layer):
+    """[(name, shape, trainable)] in the order of layer.get_weights()."""
+    trainable = {id(v) for v in layer.trainable_weights}
+    return [(v.name, tuple(v.shape), id(v) in trainable) for v in layer.weights]
+
+
+def output_shape(layer, input_shape):
+    """The layer's output shape for `input_shape`, batch included."""
+    return tuple(int(d) for d in layer.compute_output_shape(tuple(input_shape)))
+
+
+def noise_mask(layer, input_shape, dtype="float64"):
+    """The 0/1 keep-mask Keras's next training call of `layer` (Dropout) will draw: read by calling it on ones
+    with its seed generator's state saved and put back, so that the call that follows draws the same mask."""
+    state = layer.seed_generator.state
+    saved = state.numpy()
+    ones = np.ones(input_shape, dtype=dtype)
+    mask = (keras.ops.convert_to_numpy(layer(ones, training=True)) != 0).astype(dtype)
+    state.assign(saved)
+    return mask
+
+
+def seed_state(layer):
+    """The layer's random state (its seed generator's), or None for a layer that draws nothing."""
+    generator = getattr(layer, "seed_generator", None)
+    return None if generator is None else generator.state.numpy()
+
+
+def set_seed_state(layer, state):
+    """Put back a state from `seed_state`, so that the next call draws what an earlier one drew."""
+    if state is not None:
+        layer.seed_generator.state.assign(state)
+
+
+def forward_and_vjp(layer, x, dout, training=True, call=None):
+    """(output, dx, trainable weight gradients, weights after the call) from one call of `layer` on x.
+
+    dx is None for an integer input (Embedding); a gradient Keras returns as IndexedSlices (Embedding's
+    table) is made dense, repeated rows summed.
+    """
+    integer = np.issubdtype(np.asarray(x).dtype, np.integer)
+    xt = tf.convert_to_tensor(x)
+    with tf.GradientTape() as tape:
+        if not integer:
+            tape.watch(xt)
+        out = layer(xt, training=training, **(call or {}))
+    sources = ([] if integer else [xt]) + list(layer.trainable_weights)
+    grads = tape.gradient(out, sources, output_gradients=tf.convert_to_tensor(dout, dtype=out.dtype))
+    grads = [None if g is None else tf.convert_to_tensor(g).numpy() for g in grads]
+    dx = None if integer else grads.pop(0)
+    grads = [np.zeros(tuple(v.shape)) if g is None else g for g, v in zip(grads, layer.trainable_weights)]
+    return out.numpy(), dx, grads, [np.array(w) for w in layer.get_weights()]
