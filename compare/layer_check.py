@@ -72,7 +72,7 @@ def check_layer(layer, x, dout=None, training=True, seed=0, dtype="float64"):
         protocol.call("layer.set_noise(mask)", set_noise, protocol.read_only(layouts.move(noise, keras_letters, letters).copy()))
     drawn = keras_layer.seed_state(klayer)
     k_out, k_dx, k_grads, k_after = keras_layer.forward_and_vjp(klayer, xk, dout_k, training, spec["call"])
-    n_out, n_dx, n_grads = _numpy_side(layer, x, dout, training, entry, specs)
+    n_out, n_dx, n_grads = _numpy_side(layer, x, dout, training, entry, specs, out_shape)
     k_out = layouts.move(k_out, keras_out_letters, out_letters)
     k_dx = layouts.move(k_dx, keras_letters, letters)
     from .layer_tolerance import bounds
@@ -83,15 +83,7 @@ def check_layer(layer, x, dout=None, training=True, seed=0, dtype="float64"):
                  numpy_out_k, training, u, spec["call"])
     tol["output"] = layouts.move(tol["output"], keras_out_letters, out_letters)
     tol["input_gradient"] = layouts.move(tol["input_gradient"], keras_letters, letters)
-    trainable = [s for s in specs if s[2]]
-    pairs = [("output", "out", n_out, k_out, tol["output"])]
-    if not entry["integer_input"]:
-        pairs.append(("input_gradient", "dx", n_dx, k_dx, tol["input_gradient"]))
-    pairs += [("weight_gradient", f"d{s[0]}", n, k, t) for s, n, k, t in zip(trainable, n_grads, k_grads, tol["weights"])]
-    states = [(s, k) for s, k in zip(specs, k_after) if not s[2]]
-    if states:
-        after = _weights(layer, specs, dtype, "after the call")
-        pairs += [("state", s[0], after[specs.index(s)], k, t) for (s, k), t in zip(states, tol["state"])]
+    pairs, skipped = _pairs(layer, entry, specs, dtype, (n_out, n_dx, n_grads), (k_out, k_dx, k_grads, k_after), tol)
     compared, first = [], None
     for quantity, name, mine, keras_value, t in pairs:
         result = shape_mismatch(quantity, name, mine, keras_value) or compare(quantity, name, mine, keras_value, t)
@@ -103,7 +95,7 @@ def check_layer(layer, x, dout=None, training=True, seed=0, dtype="float64"):
         "layer": {"class_name": spec["class_name"], "config": spec["config"], "call": spec["call"]},
         "layout": {"input": letters, "output": out_letters, "keras_input": keras_letters},
         "input_shape": list(x.shape), "output_shape": list(out_shape), "dtype": dtype, "training": training,
-        "seed": int(seed), "compared": compared, "first_mismatch": _first(first), "diagnosis": None, "causes": [],
+        "seed": int(seed), "compared": compared, "not_compared": skipped, "first_mismatch": _first(first), "diagnosis": None, "causes": [],
         "notes": entry["notes"](spec["config"], training), "versions": _versions(),
         "weights": [{"name": s[0], "shape": list(s[1]), "trainable": s[2]} for s in specs],
     }
@@ -116,6 +108,28 @@ def check_layer(layer, x, dout=None, training=True, seed=0, dtype="float64"):
         report["causes"], report["diagnosis"] = diagnose(first, ctx)
     report["timing"] = {"total_s": time.perf_counter() - t0}
     return report
+
+
+def _pairs(layer, entry, specs, dtype, numpy_side, keras_side, tol):
+    """(quantity, name, numpy, keras, tolerance) in the order compared: output, dx, each trainable weight's
+    gradient, each non-trainable weight after the call; and the names left out because the output's shape
+    differs from Keras's (the numpy side's backward was not called: its dout would not fit)."""
+    n_out, n_dx, n_grads = numpy_side
+    k_out, k_dx, k_grads, k_after = keras_side
+    trainable = [s for s in specs if s[2]]
+    states = [(s, k) for s, k in zip(specs, k_after) if not s[2]]
+    later = ([] if entry["integer_input"] else [("input_gradient", "dx", n_dx, k_dx, tol["input_gradient"])])
+    later += [("weight_gradient", f"d{s[0]}", n, k, t)
+              for s, n, k, t in zip(trainable, n_grads or [None] * len(trainable), k_grads, tol["weights"])]
+    if states and n_grads is not None:
+        after = _weights(layer, specs, dtype, "after the call")
+        later += [("state", s[0], after[specs.index(s)], k, t) for (s, k), t in zip(states, tol["state"])]
+    elif states:
+        later += [("state", s[0], None, k, None) for s, k in states]
+    first = [("output", "out", n_out, k_out, tol["output"])]
+    if n_grads is None:
+        return first, [name for _, name, *_ in later]
+    return first + later, []
 
 
 def read_spec(layer):
@@ -203,14 +217,17 @@ def _dout(dout, shape, seed, dtype):
     return arr
 
 
-def _numpy_side(layer, x, dout, training, entry, specs):
-    """The numpy layer's forward then backward, each on read-only copies."""
+def _numpy_side(layer, x, dout, training, entry, specs, out_shape):
+    """The numpy layer's forward then backward, each on read-only copies. An output shaped unlike Keras's ends
+    it there (its dout would not fit): (out, None, None)."""
     forward = protocol.attribute(layer, "forward", None, "the layer")
     backward = protocol.attribute(layer, "backward", None, "the layer")
     if not callable(forward) or not callable(backward):
         raise InputError("the layer needs forward(x, training=True) and backward(dout) methods")
     out = protocol.call("layer.forward(x)", lambda: forward(protocol.read_only(x.copy()), training=training))
     out = protocol.as_float_array(out, "layer.forward(x)'s output")
+    if out.shape != tuple(out_shape):
+        return out, None, None
     result = protocol.call("layer.backward(dout)", backward, protocol.read_only(dout.copy()))
     n_trainable = sum(1 for s in specs if s[2])
     if not isinstance(result, (tuple, list)) or len(result) != 2 or not isinstance(result[1], (list, tuple)) \

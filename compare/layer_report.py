@@ -48,6 +48,9 @@ def lines(report):
         out += [f"MISMATCH at {place(m)}: {m['mismatched']} of {m['size']} elements differ",
                 f"  numpy     {m['numpy']!r}", f"  keras     {m['keras']!r}",
                 f"  |diff|    {_g(m['abs_diff'])} > tolerance {_g(m['tolerance'])}"]
+    if report.get("not_compared"):
+        out.append(f"not compared (the output's shape differs, so dout cannot reach the backward): "
+                   f"{', '.join(report['not_compared'])}")
     if m is not None:
         out.append(f"diagnosis: {report['diagnosis']}")
     out += [f"note: {n}" for n in report["notes"]]

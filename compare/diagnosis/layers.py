@@ -24,6 +24,7 @@ def diagnose(first, ctx):
              and explains([mine], [predicted[name]], [keras], [tol], ctx["u"])]
     if not found:
         return [], NO_CAUSE
+    found = list(dict(found).items())  # one cause, once (a cause may be tried in two forms)
     return [cause for cause, _ in found], "; ".join(text for _, text in found)
 
 
@@ -117,7 +118,8 @@ def _max_pool(ctx, name, keras):
 
 
 def _average_pool(ctx, name, keras):
-    area = float(np.prod(ctx["klayer"].pool_size))
+    layer = ctx["klayer"]
+    area = float(np.prod(layer.pool_size if hasattr(layer, "pool_size") else ctx["xk"].shape[1:-1]))
     yield ("pool_sum", f"the window is summed, not averaged (missing the division by {area:g})",
            {"out": keras["out"] * area, "dx": keras.get("dx", 0) * area})
 
@@ -213,7 +215,21 @@ def _normalization(ctx, name, keras):
         yield ("norm_wrong_mode", f"the layer uses {other}", rerun(flipped))
 
 
-FAMILIES = {("BatchNormalization", "LayerNormalization"): _normalization, ("Conv1D", "Conv2D"): _conv, ("MaxPooling2D",): _max_pool,
+# --- flatten and reshape -----------------------------------------------------------------------------------------
+def _reshape(ctx, name, keras):
+    x = ctx["x"]
+    n = x.shape[0]
+    dout = layouts.move(ctx["dout_k"], ctx["letters"][3], ctx["letters"][2])
+    yield ("flatten_order", "the array is laid out in column-major (Fortran) order, batch axis included, where Keras "
+           "keeps row-major (C) order", {"out": x.reshape(keras["out"].shape, order="F"),
+                                         "dx": dout.reshape(x.shape, order="F")})
+    per_sample = (n,) + tuple(keras["out"].shape[1:])
+    yield ("flatten_order", "each sample is laid out in column-major (Fortran) order where Keras keeps row-major (C) "
+           "order", {"out": np.stack([row.reshape(per_sample[1:], order="F") for row in x]) if n else keras["out"],
+                     "dx": np.stack([row.reshape(x.shape[1:], order="F") for row in dout]) if n else keras.get("dx")})
+
+
+FAMILIES = {("Flatten", "Reshape"): _reshape, ("BatchNormalization", "LayerNormalization"): _normalization, ("Conv1D", "Conv2D"): _conv, ("MaxPooling2D",): _max_pool,
             ("AveragePooling2D", "GlobalAveragePooling2D"): _average_pool, ("Dropout",): _dropout,
             ("Embedding",): _embedding, ("ReLU", "Softmax", "Activation"): _activation}
 
@@ -226,6 +242,10 @@ def _shape(first, ctx):
     what = f"{name} is shaped {tuple(mine)} where Keras's is {tuple(theirs)}"
     if len(mine) == len(theirs) >= 2 and list(mine) == list(reversed(theirs)):
         return ["transposed"], f"{what}: transposed (Keras's kernels are (inputs, units); keras_impl/convert.py maps them)"
+    if name == "dx" and list(mine) == list(ctx["sides"]["out"][1].shape):
+        return ["not_reshaped_back"], f"{what}: the output's shape: the gradient was not reshaped back to x's shape"
+    if name == "out" and len(mine) == 1 and mine[0] == ctx["x"].size and len(theirs) > 1:
+        return ["batch_folded"], f"{what}: the batch axis is folded in with the features (reshape(-1) for reshape(N, -1))"
     if list(mine[1:]) == list(theirs) and mine[0] == ctx["x"].shape[0]:
         return ["not_summed_over_batch"], f"{what}: one gradient per sample, not summed over the batch (axis 0)"
     if name == "out" and ctx["spec"]["class_name"] in SHAPED:

@@ -68,7 +68,9 @@ def _conv_refuse(config):
 
 
 def _pool_terms(layer, x_shape, out_shape):
-    return {"output": _prod(layer.pool_size) + 1, "input_gradient": _overlaps(layer), "weights": []}
+    """A window's sum, then ·(1/k) (two roundings: the reciprocal and the product, or one division); dx sums
+    the overlapping windows' dout/k."""
+    return {"output": _prod(layer.pool_size) + 2, "input_gradient": _overlaps(layer) + 2, "weights": []}
 
 
 def _overlaps(layer):
@@ -77,7 +79,7 @@ def _overlaps(layer):
 
 
 def _global_pool_terms(layer, x_shape, out_shape):
-    return {"output": _prod(x_shape[1:-1]) + 1, "input_gradient": 1, "weights": []}
+    return {"output": _prod(x_shape[1:-1]) + 2, "input_gradient": 2, "weights": []}
 
 
 def _exact_terms(layer, x_shape, out_shape):

@@ -1,0 +1,38 @@
+"""No false alarm on correct layers: the project's own numpy layers, in random configurations, shapes and value
+scales (tests/layer_cases.py), checked against Keras; per layer kind the number of draws, false alarms and
+the largest diff/tolerance of each quantity.
+
+    python benchmarks/layer_false_alarms.py [DRAWS [KIND ...]]   # 1,000 per kind: docs/tolerances.md's table
+"""
+import os
+import sys
+import time
+
+sys.path[:0] = [os.path.join(os.path.dirname(__file__), "..", "tests"), os.path.join(os.path.dirname(__file__), "..")]
+
+from compare.layer_check import check_layer  # noqa: E402
+from layer_cases import KINDS, case  # noqa: E402
+
+
+def main(draws, kinds=()):
+    print(f"{'kind':<24}{'draws':>7}{'false alarms':>14}  largest diff/tolerance per quantity")
+    total = 0
+    for kind in kinds or KINDS:
+        t0, worst, alarms = time.perf_counter(), {}, []
+        for seed in range(draws):
+            layer, x, training = case(kind, seed)
+            report = check_layer(layer, x, training=training, seed=seed)
+            for c in report["compared"]:
+                worst[c["name"]] = max(worst.get(c["name"], 0.0), c["largest_ratio"])
+            if not report["ok"]:
+                alarms.append((seed, report["first_mismatch"]))
+        total += len(alarms)
+        ratios = ", ".join(f"{k} {v:.2g}" for k, v in worst.items())
+        print(f"{kind:<24}{draws:>7}{len(alarms):>14}  {ratios}  ({time.perf_counter() - t0:.0f} s)", flush=True)
+        for seed, m in alarms[:3]:
+            print(f"    seed {seed}: {m}")
+    return 1 if total else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(int(sys.argv[1]) if len(sys.argv) > 1 else 1000, sys.argv[2:]))

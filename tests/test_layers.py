@@ -1,0 +1,74 @@
+"""Every layer kind the single-layer check accepts: the project's own numpy layers pass, a 1e-7 relative
+mistake is caught, and every planted mistake (tests/layer_bugs.py) is caught with its cause named."""
+import collections
+
+import numpy as np
+import pytest
+
+from compare import adapters, check_layer
+from compare.rules.layers import LAYERS
+from layer_bugs import BUGS
+from layer_cases import KINDS, case
+from numpy_impl import layers as L
+
+SEEDS = range(6)  # per kind here; benchmarks/layer_false_alarms.py runs 1,000 (docs/tolerances.md)
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_correct_layers_pass_with_no_diagnosis(kind):
+    for seed in SEEDS:
+        layer, x, training = case(kind, seed)
+        report = check_layer(layer, x, training=training, seed=seed)
+        assert report["ok"] is True, (seed, report["first_mismatch"])
+        assert report["diagnosis"] is None and all(c["mismatched"] == 0 for c in report["compared"])
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_an_output_off_by_1e_7_relative_is_caught(kind):
+    layer, x, training = case(kind, 0)
+    forward = layer.forward
+    layer.forward = lambda x, training=True: forward(x, training) * (1 + 1e-7)
+    report = check_layer(layer, x, training=training)
+    m = report["first_mismatch"]
+    assert report["ok"] is False and m["quantity"] == "output" and m["abs_diff"] > m["tolerance"]
+
+
+def test_every_class_the_check_accepts_is_drawn():
+    drawn = {kind.split("(")[0] for kind in KINDS}
+    assert drawn == set(LAYERS)
+
+
+@pytest.mark.parametrize("name, family, make, cause", BUGS, ids=[b[0] for b in BUGS])
+def test_each_planted_mistake_is_caught_and_its_cause_named(name, family, make, cause):
+    layer, x, training = make()
+    report = check_layer(layer, x, training=training)
+    assert report["ok"] is False
+    assert report["causes"] == [cause], report["diagnosis"]
+
+
+def test_each_family_has_at_least_three_planted_mistakes():
+    families = collections.Counter(family for _, family, _, _ in BUGS)
+    assert min(families.values()) >= 3, families
+
+
+def test_a_channels_first_convolution_is_moved_to_keras_layout_and_back():
+    rng = np.random.default_rng(3)
+    w, b = rng.standard_normal((5, 3, 3, 2)), rng.standard_normal(5)
+    layer = adapters.conv(L.conv_forward, L.conv_backward, w, b, {"stride": 2, "pad": "same"})
+    report = check_layer(layer, rng.standard_normal((2, 3, 9, 8)))
+    assert report["ok"] is True and report["layout"] == {"input": "NCHW", "output": "NCHW", "keras_input": "NHWC"}
+    assert report["output_shape"] == [2, 5, 5, 4] and report["weights"][0]["shape"] == [3, 2, 3, 5]
+    layer.layout = "NHWC"  # the same arrays declared channels-last: C = 9 does not fit the kernel
+    with pytest.raises(Exception, match="Keras refuses it|has shape"):
+        check_layer(layer, rng.standard_normal((2, 3, 9, 8)))
+
+
+def test_a_course_pad_keras_cannot_express_is_refused_in_one_line():
+    with pytest.raises(ValueError, match="no Keras layer pads 2 here"):
+        adapters.conv(L.conv_forward, L.conv_backward, np.ones((1, 1, 3, 3)), np.ones(1), {"pad": 2})
+
+
+def test_the_report_names_keras_details_for_batch_normalization():
+    layer, x, _ = case("BatchNormalization", 1)
+    notes = " ".join(check_layer(layer, x, training=True)["notes"])
+    assert "ε = " in notes and "biased variance" in notes and "moving" in notes
