@@ -48,7 +48,8 @@ def check_layer(layer, x, dout=None, training=True, seed=0, dtype="float64"):
     from keras_impl import layer as keras_layer
     xk = np.ascontiguousarray(layouts.move(x, letters, keras_letters))
     try:
-        klayer = keras_layer.build(spec["class_name"], spec["config"], xk.shape, dtype, entry["integer_input"])
+        config = {"seed": int(seed), **spec["config"]} if entry["noise"] else spec["config"]
+        klayer = keras_layer.build(spec["class_name"], config, xk.shape, dtype, reuse=not entry["noise"])
         out_shape_k = keras_layer.output_shape(klayer, xk.shape)
     except (TypeError, ValueError) as exc:
         raise InputError(f"keras.layers.{spec['class_name']}(**{show(spec['config'], 200)}) on input {xk.shape} "
@@ -157,7 +158,7 @@ def _input(x, entry, dtype):
         if arr.dtype == object or not np.issubdtype(arr.dtype, np.integer):
             raise InputError(f"the input of this layer is integer ids; received dtype {arr.dtype}")
         return arr.astype(np.int64)
-    arr = protocol.as_float_array(x, "the input x").astype(dtype)
+    arr = protocol.as_float_array(x, "the input x").astype(dtype, copy=False)  # the layer gets copies of it
     if not np.isfinite(arr).all():
         raise InputError(f"the input x holds {int((~np.isfinite(arr)).sum())} values that are not finite; "
                          "expected finite numbers")
@@ -207,7 +208,7 @@ def _weights(layer, specs, dtype, when=""):
 
 def _dout(dout, shape, seed, dtype):
     if dout is None:
-        return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+        return np.random.default_rng(seed).standard_normal(shape).astype(dtype, copy=False)
     arr = protocol.as_float_array(dout, "dout").astype(dtype)
     if arr.shape != tuple(shape):
         raise InputError(f"dout has shape {arr.shape}; expected the output's shape {tuple(shape)}")

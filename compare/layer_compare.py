@@ -13,18 +13,27 @@ def compare(quantity, name, mine, keras, tol):
     """
     mine, keras = np.asarray(mine, dtype=np.float64), np.asarray(keras, dtype=np.float64)
     tol = np.broadcast_to(np.asarray(tol, dtype=np.float64), keras.shape)
+    finite = keras.size == 0 or np.isfinite(tol).all()
+    lowest = tol.min() if keras.size else 0.0
     with np.errstate(all="ignore"):
-        diff = np.abs(mine - keras)
-        allowed = tol * (1 + TOLERANCE_EVALUATION)
-        bad = ~(diff <= allowed) | ~np.isfinite(tol) | (tol < 0)
-        ratio = np.where(diff == 0, 0.0, diff / tol)
-        ratio = np.where(bad & ~(ratio > 1), np.inf, ratio)  # a non-finite value or tolerance ranks first
+        diff = np.subtract(mine, keras)
+        np.abs(diff, out=diff)
+        if lowest > 0:  # every bound of the check has a floor: no 0/0
+            ratio = np.divide(diff, tol)
+        else:  # 0 where equal, inf where not at tolerance 0
+            ratio = np.divide(diff, tol, out=np.zeros_like(diff), where=diff != 0)
+        bad = ~(ratio <= 1 + TOLERANCE_EVALUATION)  # a NaN on either side, or beyond the tolerance
+        if not (finite and lowest >= 0):  # a tolerance that is NaN, inf or negative: nothing passes
+            bad[...] = True
+            ratio[...] = np.inf
     result = {"quantity": quantity, "name": name, "size": int(keras.size), "mismatched": int(bad.sum())}
     if keras.size == 0:
         return {**result, "largest_ratio": 0.0}
-    at = np.unravel_index(int(np.nanargmax(ratio)) if not np.isnan(ratio).all() else 0, keras.shape)
-    return {**result, "largest_ratio": float(ratio[at]), "index": [int(i) for i in at], "numpy": float(mine[at]),
-            "keras": float(keras[at]), "abs_diff": float(diff[at]), "tolerance": float(tol[at])}
+    at = np.unravel_index(int(np.argmax(ratio)), keras.shape)  # a NaN ranks first
+    largest = float(ratio[at])
+    return {**result, "largest_ratio": np.inf if largest != largest else largest, "index": [int(i) for i in at],
+            "numpy": float(mine[at]), "keras": float(keras[at]), "abs_diff": float(diff[at]),
+            "tolerance": float(tol[at])}
 
 
 def shape_mismatch(quantity, name, mine, keras):

@@ -4,20 +4,39 @@ Every number here comes from the Keras layer itself: its call (with `training`),
 dx = d(Σ out·dout)/dx and the trainable weights' gradients, and its non-trainable weights after the call
 (moving statistics). TensorFlow backend.
 """
+import json
+
 import keras
 import numpy as np
 import tensorflow as tf
 
 
-def build(class_name, config, input_shape, dtype="float64", integer_input=False):
+_BUILT = {}  # (class, config, input shape, dtype) → a built layer: building one costs more than a small call
+
+
+def build(class_name, config, input_shape, dtype="float64", reuse=True):
     """keras.layers.<class_name>(**config, dtype=dtype), built for inputs of `input_shape` (batch first).
 
-    floatx is set first, so that nothing the layer creates keeps float32. Raises TypeError or ValueError
-    (Keras's own message) for a config Keras refuses.
+    floatx is `dtype` while the layer is made, and what it was afterwards. Raises TypeError or ValueError
+    (Keras's own message) for a config Keras refuses. With `reuse`, a layer built before for the same
+    class, config, shape and dtype is returned (its weights are the caller's to set); a layer that draws
+    random numbers must not be reused, so that its draws start from its seed.
     """
-    keras.config.set_floatx(dtype)
-    layer = getattr(keras.layers, class_name)(**{**config, "dtype": dtype})
-    layer.build(tuple(input_shape))
+    try:
+        key = (class_name, json.dumps(config, sort_keys=True), tuple(input_shape), dtype) if reuse else None
+    except TypeError:  # a config value JSON cannot hold: build afresh
+        key = None
+    if key in _BUILT:
+        return _BUILT[key]
+    floatx = keras.config.floatx()
+    keras.config.set_floatx(dtype)  # nothing the layer creates keeps another precision; put back after
+    try:
+        layer = getattr(keras.layers, class_name)(**{**config, "dtype": dtype})
+        layer.build(tuple(input_shape))
+    finally:
+        keras.config.set_floatx(floatx)
+    if key is not None:
+        _BUILT[key] = layer
     return layer
 
 

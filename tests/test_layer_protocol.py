@@ -206,3 +206,19 @@ def test_the_command_line_exits_0_1_2_and_writes_the_json_contract(tmp_path):
     assert usage.returncode == 2 and usage.stderr.count("\n") == 1 and "argument --input-shape: expects comma-separated sizes" in usage.stderr
     inference = run_cli(tmp_path, "--impl", "my_layers:bn", "--input-shape", "6,4", "--inference")
     assert inference.returncode == 0 and ", inference," in inference.stdout
+
+
+@pytest.mark.parametrize("mine, keras, tol, mismatched", [
+    ([1.0, 2.0], [1.0, 2.0], [0.0, 0.0], 0),               # equal at tolerance 0
+    ([1.0, 2.0 + 1e-15], [1.0, 2.0], [0.0, 0.0], 1),       # any difference at tolerance 0
+    ([1.0, 2.0], [1.0, 2.0], [np.nan, 1.0], 2),            # no bound, no pass
+    ([1.0, 2.0], [1.0, 2.0], [np.inf, 1.0], 2),
+    ([1.0, 2.0], [1.0, 2.0], [-1.0, 1.0], 2),
+    ([np.nan, 2.0], [1.0, 2.0], [1.0, 1.0], 1),            # a NaN on one side
+    ([1.0, 2.5], [1.0, 2.0], [1.0, 0.5], 0),               # at the bound exactly
+])
+def test_an_element_passes_only_within_a_finite_nonnegative_tolerance(mine, keras, tol, mismatched):
+    from compare.layer_compare import compare
+    result = compare("output", "out", np.array(mine), np.array(keras), np.array(tol))
+    assert result["mismatched"] == mismatched
+    assert (result["largest_ratio"] > 1) == (mismatched > 0)
