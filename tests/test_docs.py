@@ -45,3 +45,31 @@ def test_walkthrough_takes_any_network_and_data_and_its_texts_follow_the_network
     assert "a1 = softmax(a0 @ W1.T + b1)" in out and "keras.losses.CategoricalCrossentropy()" in out
     assert "keras.optimizers.Adam(learning_rate)" in out and "batch_size=1797" in out
     assert "tanh(X @ W0.T + b0); predicted" not in out and "mean squared" not in out
+
+
+def test_the_single_layer_guide_example_runs_and_its_flipped_kernel_is_named(tmp_path):
+    """docs/layers.md's convolution, as printed, passes; with the textbook's flipped kernel it fails at the
+    output with the cause the page shows."""
+    text = open(os.path.join(ROOT, "docs", "layers.md"), encoding="utf-8").read()
+    module = re.findall(r"```python\n(.*?)```", text, re.S)[0]
+    (tmp_path / "my_conv.py").write_text(module + '''
+
+def make_flipped():
+    layer = make_layer()
+    forward, backward = layer._forward, layer._backward
+    layer._forward = lambda x, ws, training, mask: conv_forward(x, ws[0][:, :, ::-1, ::-1], ws[1], {})
+    def flipped_backward(dout, cache):
+        dx, grads = backward(dout, cache)
+        return dx, [grads[0][:, :, ::-1, ::-1], grads[1]]
+    layer._backward = flipped_backward
+    return layer
+''')
+    env = clean_env()
+    env["PYTHONPATH"] = ROOT
+    ok = subprocess.run([sys.executable, "-m", "compare", "layer", "--impl", "my_conv:make_layer", "--input-shape",
+                         "2,3,8,8"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert ok.returncode == 0 and "verdict: OK" in ok.stdout, ok.stdout + ok.stderr
+    assert ok.stdout.splitlines()[0] in text  # the header the page prints
+    bad = subprocess.run([sys.executable, "-m", "compare", "layer", "--impl", "my_conv:make_flipped", "--input-shape",
+                          "2,3,8,8"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert bad.returncode == 1 and "diagnosis: the kernel is flipped" in bad.stdout, bad.stdout + bad.stderr
