@@ -40,12 +40,29 @@ class FunctionLayer:
         self.mask = mask
 
     def forward(self, x, training=True):
-        out, self.cache = self._forward(x, self.weights, training, self.mask)
+        result = self._forward(x, self.weights, training, self.mask)
+        if not isinstance(result, tuple) or len(result) != 2:
+            raise InputError(f"the forward function returned {_what(result)}; expected (out, cache), as a course's "
+                             "forward functions return")
+        out, self.cache = result
         return out
 
     def backward(self, dout):
         dx, grads = self._backward(dout, self.cache)
         return dx, self._to(list(grads))
+
+
+def _what(value):
+    if isinstance(value, np.ndarray):
+        return f"an array {value.shape}"
+    return f"a {type(value).__name__}" + (f" of {len(value)}" if isinstance(value, (tuple, list)) else "")
+
+
+def _split(result, n, what):
+    """(dx, [grads]) from a course backward's (dx, dw, db, ...), which must hold n arrays."""
+    if not isinstance(result, (tuple, list)) or len(result) != n:
+        raise InputError(f"the backward function returned {_what(result)}; expected {n} arrays ({what})")
+    return result[0], list(result[1:])
 
 
 def _int_pair(value, what, n=2):
@@ -88,7 +105,7 @@ def conv(forward, backward, w, b, conv_param=None):
     return FunctionLayer(
         {"class_name": "Conv2D" if n == 2 else "Conv1D", "config": config}, "NCHW" if n == 2 else "NCT", [w, b],
         lambda x, ws, training, mask: forward(x, ws[0], ws[1], param),
-        lambda dout, cache: (lambda r: (r[0], r[1:]))(backward(dout, cache)),
+        lambda dout, cache: _split(backward(dout, cache), 3, "dx, dw, db"),
         to_keras=lambda ws: [convert.conv_kernel_to_keras(ws[0]), np.asarray(ws[1])],
         from_keras=lambda ws: [convert.conv_kernel_from_keras(ws[0]), ws[1]])
 
@@ -133,7 +150,7 @@ def dense(forward, backward, w, b, w_shape="units_inputs"):
     return FunctionLayer(
         {"class_name": "Dense", "config": {"units": int(kernel.shape[1])}}, None, [w, b],
         lambda x, ws, training, mask: forward(x, ws[0], ws[1]),
-        lambda dout, cache: (lambda r: (r[0], r[1:]))(backward(dout, cache)),
+        lambda dout, cache: _split(backward(dout, cache), 3, "dx, dw, db"),
         to_keras=lambda ws: [convert.dense_kernel_to_keras(ws[0], w_shape), np.asarray(ws[1])],
         from_keras=lambda ws: [convert.dense_kernel_from_keras(ws[0], w_shape), ws[1]])
 
@@ -170,7 +187,7 @@ def batchnorm(forward, backward, gamma, beta, bn_param, layout=None):
     bn_param eps, momentum, running_mean, running_var and mode ("train"/"test"), the running statistics
     updated in bn_param in training (CS231n): Keras's BatchNormalization, weights gamma, beta, moving_mean,
     moving_variance. Features on the last axis unless `layout` says otherwise (e.g. "NCHW")."""
-    param = dict(bn_param)
+    param = dict(bn_param or {})
     gamma = np.asarray(gamma, dtype=float)
     param.setdefault("running_mean", np.zeros(gamma.shape))
     param.setdefault("running_var", np.ones(gamma.shape))
@@ -184,7 +201,7 @@ def batchnorm(forward, backward, gamma, beta, bn_param, layout=None):
 
     return FunctionLayer({"class_name": "BatchNormalization", "config": config}, layout,
                          [gamma, beta, param["running_mean"], param["running_var"]], fwd,
-                         lambda dout, cache: (lambda r: (r[0], r[1:]))(backward(dout, cache)),
+                         lambda dout, cache: _split(backward(dout, cache), 3, "dx, dgamma, dbeta"),
                          to_keras=lambda ws: list(ws), from_keras=lambda ws: list(ws))
 
 
@@ -195,4 +212,78 @@ def layernorm(forward, backward, gamma, beta, ln_param=None):
     config = {"epsilon": float(param.get("eps", 1e-3))}
     return FunctionLayer({"class_name": "LayerNormalization", "config": config}, None, [gamma, beta],
                          lambda x, ws, training, mask: forward(x, ws[0], ws[1], param),
-                         lambda dout, cache: (lambda r: (r[0], r[1:]))(backward(dout, cache)))
+                         lambda dout, cache: _split(backward(dout, cache), 3, "dx, dgamma, dbeta"))
+
+
+# --- recurrent layers: forward(x, h0, Wx, Wh, b) → (h (N, T, H), cache),
+#     backward(dh, cache) → (dx, dh0, dWx, dWh, db)
+def _recurrent(class_name, config, forward, backward, weights, gates=None):
+    """The layer protocol over a course's whole-sequence RNN functions; h0 = 0 (Keras's initial state), and
+    return_sequences=False returns h[:, -1] and feeds backward a dh that is zero but at the last step."""
+    Wx, Wh, b = (np.asarray(w, dtype=float) for w in weights)
+    H = Wh.shape[0]
+    if Wh.ndim != 2 or Wx.ndim != 2 or Wx.shape[1] != Wh.shape[1] or Wh.shape[1] % H:
+        raise InputError(f"{class_name}: Wx must be (D, G·H) and Wh (H, G·H); received Wx {Wx.shape}, Wh {Wh.shape}")
+    sequences = bool(config.get("return_sequences", True))
+
+    def fwd(x, ws, training, mask):
+        h, cache = forward(x, np.zeros((x.shape[0], H)), *ws)
+        return (h if sequences else h[:, -1]), (cache, h.shape)
+
+    def bwd(dout, cache):
+        cache, shape = cache
+        dh = dout if sequences else np.zeros(shape)
+        if not sequences:
+            dh[:, -1] = dout
+        dx, _, dWx, dWh, db = backward(dh, cache)
+        return dx, [dWx, dWh, db]
+
+    to = (lambda ws: [gates(w) for w in ws]) if gates else None
+    return FunctionLayer({"class_name": class_name, "config": {"units": int(H), **config}}, None, [Wx, Wh, b],
+                         fwd, bwd, to_keras=to, from_keras=to)
+
+
+def rnn(forward, backward, Wx, Wh, b, return_sequences=True):
+    """rnn_forward / rnn_backward, h_t = tanh(x_t Wx + h_{t−1} Wh + b), Wx (D, H), Wh (H, H), b (H,): Keras's
+    SimpleRNN(H) (kernel = Wx, recurrent_kernel = Wh)."""
+    return _recurrent("SimpleRNN", {"return_sequences": return_sequences}, forward, backward, [Wx, Wh, b])
+
+
+def lstm(forward, backward, Wx, Wh, b, return_sequences=True):
+    """lstm_forward / lstm_backward with the courses' gate order (i, f, o, g): Wx (D, 4H), Wh (H, 4H), b (4H,);
+    Keras's LSTM(H) holds (i, f, c, o), mapped by keras_impl/convert.py's lstm_gates_to_keras."""
+    return _recurrent("LSTM", {"return_sequences": return_sequences}, forward, backward, [Wx, Wh, b],
+                      gates=convert.lstm_gates_to_keras)
+
+
+def gru(forward, backward, Wx, Wh, b, return_sequences=True, reset_after=True):
+    """gru_forward / gru_backward in Keras's gate order (z, r, h), h_t = z·h_{t−1} + (1 − z)·hh: Wx (D, 3H),
+    Wh (H, 3H), b (2, 3H) (input and recurrent biases) for reset_after=True, else (3H,): Keras's GRU(H).
+    forward is called as forward(x, h0, Wx, Wh, b, reset_after=reset_after)."""
+    b = np.asarray(b, dtype=float)
+    H = np.shape(Wh)[0]
+    expected = (2, 3 * H) if reset_after else (3 * H,)
+    if b.shape != expected:
+        raise InputError(f"GRU with reset_after={reset_after} has a bias {expected}; received b.shape={b.shape}")
+    return _recurrent("GRU", {"return_sequences": return_sequences, "reset_after": reset_after},
+                      lambda x, h0, *ws: forward(x, h0, *ws, reset_after=reset_after), backward, [Wx, Wh, b])
+
+
+def attention(forward, backward, weights, num_heads, key_dim, causal=False):
+    """mha_forward(x, Wq, bq, Wk, bk, Wv, bv, Wo, bo, num_heads, causal) → (out, cache) / mha_backward(dout, cache)
+    → (dx, [8 grads]), self-attention on x (N, T, D): Keras's MultiHeadAttention(num_heads, key_dim) called as
+    layer(x, x, x, use_causal_mask=causal). weights in Keras's shapes and order: Wq, Wk, Wv (D, num_heads, key_dim),
+    bq, bk, bv (num_heads, key_dim), Wo (num_heads, key_dim, D), bo (D,)."""
+    weights = [np.asarray(w, dtype=float) for w in weights]
+    shapes = [w.shape for w in weights]
+    D = shapes[0][0] if shapes and len(shapes[0]) == 3 else None
+    expected = [(D, num_heads, key_dim), (num_heads, key_dim)] * 3 + [(num_heads, key_dim, D), (D,)]
+    if len(weights) != 8 or shapes != expected:
+        raise InputError(f"attention weights must be Wq, bq, Wk, bk, Wv, bv, Wo, bo shaped {expected} for "
+                         f"num_heads={num_heads}, key_dim={key_dim}; received shapes {shapes}")
+    keras_layer = {"class_name": "MultiHeadAttention", "config": {"num_heads": int(num_heads), "key_dim": int(key_dim)}}
+    if causal:
+        keras_layer["call"] = {"use_causal_mask": True}
+    return FunctionLayer(keras_layer, None, weights,
+                         lambda x, ws, training, mask: forward(x, *ws, num_heads, causal),
+                         lambda dout, cache: (lambda r: (r[0], list(r[1])))(backward(dout, cache)))

@@ -57,6 +57,8 @@ def check_layer(layer, x, dout=None, training=True, seed=0, dtype="float64"):
     specs = keras_layer.weight_specs(klayer)
     weights = _weights(layer, specs, dtype)
     klayer.set_weights(weights)
+    if entry["integer_input"]:
+        _ids_in_range(x, klayer)
     out_letters = _out_letters(entry, letters, len(out_shape_k))
     keras_out_letters = _out_letters(entry, keras_letters, len(out_shape_k))
     out_shape = tuple(np.empty(out_shape_k, bool).transpose(layouts.axes(keras_out_letters, out_letters)).shape) \
@@ -70,10 +72,15 @@ def check_layer(layer, x, dout=None, training=True, seed=0, dtype="float64"):
         if not callable(set_noise):
             raise InputError(f"{spec['class_name']} draws random numbers in training: the layer needs set_noise(mask) "
                              "to receive the mask the check gives both sides")
-        protocol.call("layer.set_noise(mask)", set_noise, protocol.read_only(layouts.move(noise, keras_letters, letters).copy()))
     drawn = keras_layer.seed_state(klayer)
-    k_out, k_dx, k_grads, k_after = keras_layer.forward_and_vjp(klayer, xk, dout_k, training, spec["call"])
-    n_out, n_dx, n_grads = _numpy_side(layer, x, dout, training, entry, specs, out_shape)
+    try:
+        k_out, k_dx, k_grads, k_after = keras_layer.forward_and_vjp(klayer, xk, dout_k, training, spec["call"])
+    except Exception as exc:  # Keras refusing the call's arguments (keras_layer["call"]) or the input
+        raise InputError(f"keras.layers.{spec['class_name']} called on input {xk.shape} with {show(spec['call'])}: "
+                         f"Keras refuses it: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+    mask = None if noise is None else layouts.move(noise, keras_letters, letters)
+    rounds = [_numpy_side(layer, x, dout, training, entry, specs, out_shape, weights, mask, dtype) for _ in range(2)]
+    n_out, n_dx, n_grads, n_after = rounds[0]
     k_out = layouts.move(k_out, keras_out_letters, out_letters)
     k_dx = layouts.move(k_dx, keras_letters, letters)
     from .layer_tolerance import bounds
@@ -84,13 +91,13 @@ def check_layer(layer, x, dout=None, training=True, seed=0, dtype="float64"):
                  numpy_out_k, training, u, spec["call"])
     tol["output"] = layouts.move(tol["output"], keras_out_letters, out_letters)
     tol["input_gradient"] = layouts.move(tol["input_gradient"], keras_letters, letters)
-    pairs, skipped = _pairs(layer, entry, specs, dtype, (n_out, n_dx, n_grads), (k_out, k_dx, k_grads, k_after), tol)
-    compared, first = [], None
-    for quantity, name, mine, keras_value, t in pairs:
-        result = shape_mismatch(quantity, name, mine, keras_value) or compare(quantity, name, mine, keras_value, t)
-        compared.append(result)
-        if result["mismatched"] and first is None:
-            first = result
+    keras_side = (k_out, k_dx, k_grads, k_after, weights)
+    pairs, skipped = _pairs(entry, specs, rounds[0], keras_side, tol)
+    compared, first = _compared(pairs)
+    if first is None and not skipped and not _same(rounds[0], rounds[1]):  # the same call again, from set_weights
+        again, first = _compared(_pairs(entry, specs, rounds[1], keras_side, tol)[0])
+        if first is not None:
+            first = dict(first, call=2)
     report = {
         "schema_version": SCHEMA_VERSION, "ok": first is None, "verdict": "OK" if first is None else "FAIL",
         "layer": {"class_name": spec["class_name"], "config": spec["config"], "call": spec["call"]},
@@ -100,7 +107,12 @@ def check_layer(layer, x, dout=None, training=True, seed=0, dtype="float64"):
         "notes": entry["notes"](spec["config"], training), "versions": _versions(),
         "weights": [{"name": s[0], "shape": list(s[1]), "trainable": s[2]} for s in specs],
     }
-    if first is not None:
+    if first is not None and first.get("call") == 2:
+        report["causes"] = ["second_call_differs"]
+        report["diagnosis"] = ("the first call agrees and the same call again does not: the layer keeps something "
+                               "from one call to the next (gradients accumulated and never reset, a cache, weights "
+                               "changed by forward or backward, a set_weights that is not applied)")
+    elif first is not None:
         from .diagnosis.layers import diagnose
         ctx = {"spec": spec, "entry": entry, "klayer": klayer, "xk": xk, "x": x, "dout_k": dout_k, "weights": weights,
                "specs": specs, "dtype": dtype, "training": training, "noise": noise, "u": u,
@@ -111,31 +123,55 @@ def check_layer(layer, x, dout=None, training=True, seed=0, dtype="float64"):
     return report
 
 
-def _pairs(layer, entry, specs, dtype, numpy_side, keras_side, tol):
+def _pairs(entry, specs, numpy_side, keras_side, tol):
     """(quantity, name, numpy, keras, tolerance) in the order compared: output, dx, each trainable weight's
-    gradient, each non-trainable weight after the call; and the names left out because the output's shape
-    differs from Keras's (the numpy side's backward was not called: its dout would not fit)."""
-    n_out, n_dx, n_grads = numpy_side
-    k_out, k_dx, k_grads, k_after = keras_side
+    gradient, each weight after the call (a trainable one must be as it was: a layer's call does not train it;
+    a non-trainable one as Keras's after its call: moving statistics); and the names left out because the
+    output's shape differs from Keras's (the numpy side's backward was not called: its dout would not fit)."""
+    n_out, n_dx, n_grads, n_after = numpy_side
+    k_out, k_dx, k_grads, k_after, before = keras_side
     trainable = [s for s in specs if s[2]]
-    states = [(s, k) for s, k in zip(specs, k_after) if not s[2]]
     later = ([] if entry["integer_input"] else [("input_gradient", "dx", n_dx, k_dx, tol["input_gradient"])])
     later += [("weight_gradient", f"d{s[0]}", n, k, t)
               for s, n, k, t in zip(trainable, n_grads or [None] * len(trainable), k_grads, tol["weights"])]
-    if states and n_grads is not None:
-        after = _weights(layer, specs, dtype, "after the call")
-        later += [("state", s[0], after[specs.index(s)], k, t) for (s, k), t in zip(states, tol["state"])]
-    elif states:
-        later += [("state", s[0], None, k, None) for s, k in states]
+    states = iter(tol["state"])
+    for i, s in enumerate(specs):
+        kept = before[i] if s[2] else k_after[i]
+        later.append(("state", s[0], None if n_after is None else n_after[i], kept,
+                      0.0 if s[2] else next(states)))
     first = [("output", "out", n_out, k_out, tol["output"])]
     if n_grads is None:
         return first, [name for _, name, *_ in later]
     return first + later, []
 
 
+def _same(one, two):
+    """Whether two calls returned bit-identical arrays (then the second agrees with Keras as the first did)."""
+    def arrays(result):
+        out, dx, grads, after = result
+        return [out, dx] + list(grads or []) + list(after or [])
+    a, b = arrays(one), arrays(two)
+    return len(a) == len(b) and all((x is None and y is None) or (x is not None and y is not None and x.shape == y.shape
+                                                                   and np.array_equal(x, y)) for x, y in zip(a, b))
+
+
+def _compared(pairs):
+    """Each pair's comparison, and the first with a mismatched element (None when every element agrees)."""
+    compared, first = [], None
+    for quantity, name, mine, keras_value, t in pairs:
+        result = shape_mismatch(quantity, name, mine, keras_value) or compare(quantity, name, mine, keras_value, t)
+        compared.append(result)
+        if result["mismatched"] and first is None:
+            first = result
+    return compared, first
+
+
 def read_spec(layer):
     """The layer's keras_layer declaration and layout, checked: {class_name, config, call, layout}."""
     declared = protocol.attribute(layer, "keras_layer", None, "the layer")
+    if declared is None:
+        raise InputError(f"expected a layer (an object with keras_layer, get_weights, set_weights, forward and "
+                         f"backward); received a {type(layer).__name__}: {show(layer)}")
     if not isinstance(declared, dict) or not isinstance(declared.get("class_name"), str):
         raise InputError(f"the layer's keras_layer must be a dict like {{'class_name': 'Conv2D', 'config': "
                          f"{{'filters': 4, 'kernel_size': 3}}}}; received {show(declared)}")
@@ -157,8 +193,12 @@ def _input(x, entry, dtype):
         arr = np.asarray(x)
         if arr.dtype == object or not np.issubdtype(arr.dtype, np.integer):
             raise InputError(f"the input of this layer is integer ids; received dtype {arr.dtype}")
+        if arr.ndim == 0:
+            raise InputError("the input is a single id; expected an array of ids with a batch axis first")
         return arr.astype(np.int64)
     arr = protocol.as_float_array(x, "the input x").astype(dtype, copy=False)  # the layer gets copies of it
+    if arr.ndim == 0:
+        raise InputError("the input x is a single number; expected an array with a batch axis first")
     if not np.isfinite(arr).all():
         raise InputError(f"the input x holds {int((~np.isfinite(arr)).sum())} values that are not finite; "
                          "expected finite numbers")
@@ -188,7 +228,11 @@ def _out_letters(entry, letters, ndim):
 
 
 def _weights(layer, specs, dtype, when=""):
-    got = protocol.call(f"layer.get_weights(){' ' + when if when else ''}", layer.get_weights)
+    get_weights = protocol.attribute(layer, "get_weights", None, "the layer")
+    if not callable(get_weights):
+        raise InputError("the layer has no get_weights(); the layer protocol needs get_weights(), "
+                         "set_weights(weights), forward(x, training=True) and backward(dout)")
+    got = protocol.call(f"layer.get_weights(){' ' + when if when else ''}", get_weights)
     if not isinstance(got, (list, tuple)) or len(got) != len(specs):
         expected = ", ".join(f"{name} {shape}" for name, shape, _ in specs) or "none"
         raise InputError(f"layer.get_weights() returned {described(got)}; expected a list of {len(specs)} arrays "
@@ -218,18 +262,27 @@ def _dout(dout, shape, seed, dtype):
     return arr
 
 
-def _numpy_side(layer, x, dout, training, entry, specs, out_shape):
-    """The numpy layer's forward then backward, each on read-only copies. An output shaped unlike Keras's ends
-    it there (its dout would not fit): (out, None, None)."""
-    forward = protocol.attribute(layer, "forward", None, "the layer")
-    backward = protocol.attribute(layer, "backward", None, "the layer")
-    if not callable(forward) or not callable(backward):
-        raise InputError("the layer needs forward(x, training=True) and backward(dout) methods")
-    out = protocol.call("layer.forward(x)", lambda: forward(protocol.read_only(x.copy()), training=training))
-    out = protocol.as_float_array(out, "layer.forward(x)'s output")
-    if out.shape != tuple(out_shape):
-        return out, None, None
-    result = protocol.call("layer.backward(dout)", backward, protocol.read_only(dout.copy()))
+def _numpy_side(layer, x, dout, training, entry, specs, out_shape, weights, mask, dtype):
+    """One call of the numpy layer, from its weights (handed back with set_weights, in the check's precision)
+    and the check's mask: forward then backward, each on read-only copies; then its weights after the call.
+    An output shaped unlike Keras's ends it there (its dout would not fit): (out, None, None, None)."""
+    methods = {name: protocol.attribute(layer, name, None, "the layer") for name in ("forward", "backward", "set_weights")}
+    missing = [f"{name}()" for name, fn in methods.items() if not callable(fn)]
+    if missing:
+        raise InputError(f"the layer has no {', '.join(missing)}; the layer protocol needs get_weights(), "
+                         "set_weights(weights), forward(x, training=True) and backward(dout)")
+    protocol.call("layer.set_weights(weights)", methods["set_weights"], [w.copy() for w in weights])
+    if mask is not None:
+        protocol.call("layer.set_noise(mask)", protocol.attribute(layer, "set_noise", None, "the layer"),
+                      protocol.read_only(mask.copy()))
+    returned = protocol.call("layer.forward(x)", lambda: methods["forward"](protocol.read_only(x.copy()), training=training))
+    out = np.array(protocol.as_float_array(returned, "layer.forward(x)'s output"))  # a copy: backward may reuse it
+    if out.ndim == 0 or out.shape != tuple(out_shape):
+        return out, None, None, None
+    result = protocol.call("layer.backward(dout)", methods["backward"], protocol.read_only(dout.copy()))
+    if isinstance(returned, np.ndarray) and not np.array_equal(returned, out, equal_nan=True):
+        raise InputError("layer.backward(dout) changed the array layer.forward(x) returned; compute into a new array "
+                         "(s = s * (1 - s), not s *= 1 - s) or return a copy from forward")
     n_trainable = sum(1 for s in specs if s[2])
     if not isinstance(result, (tuple, list)) or len(result) != 2 or not isinstance(result[1], (list, tuple)) \
             or len(result[1]) != n_trainable:
@@ -239,7 +292,16 @@ def _numpy_side(layer, x, dout, training, entry, specs, out_shape):
     if dx is None and not entry["integer_input"]:
         raise InputError("layer.backward(dout) returned dx None; the input is not integer, so dx is expected")
     grads = [protocol.as_float_array(g, f"the gradient of {s[0]}") for s, g in zip([s for s in specs if s[2]], result[1])]
-    return out, dx, grads
+    return out, dx, grads, _weights(layer, specs, dtype, "after the call")
+
+
+def _ids_in_range(ids, layer):
+    """Embedding ids must lie in [0, input_dim): TensorFlow refuses larger ones, and wraps negative ones."""
+    size = int(layer.input_dim)
+    bad = ids[(ids < 0) | (ids >= size)]
+    if bad.size:
+        raise InputError(f"the input holds the id {int(bad.flat[0])} ({bad.size} ids outside the table); expected ids "
+                         f"in [0, {size}), input_dim = {size}")
 
 
 def described(value):
@@ -258,7 +320,7 @@ def _first(result):
     if result is None:
         return None
     keys = ("quantity", "name", "index", "numpy", "keras", "abs_diff", "tolerance", "mismatched", "size",
-            "numpy_shape", "keras_shape")
+            "numpy_shape", "keras_shape", "call")
     return {k: result.get(k) for k in keys if k in result}
 
 

@@ -26,7 +26,9 @@ def compare(quantity, name, mine, keras, tol):
         if not (finite and lowest >= 0):  # a tolerance that is NaN, inf or negative: nothing passes
             bad[...] = True
             ratio[...] = np.inf
-    result = {"quantity": quantity, "name": name, "size": int(keras.size), "mismatched": int(bad.sum())}
+    result = {"quantity": quantity, "name": name, "size": int(keras.size), "mismatched": int(bad.sum()),
+              "largest_tolerance": float(tol.max()) if keras.size and finite else None,
+              "largest_value": float(np.abs(keras).max()) if keras.size else 0.0}
     if keras.size == 0:
         return {**result, "largest_ratio": 0.0}
     at = np.unravel_index(int(np.argmax(ratio)), keras.shape)  # a NaN ranks first

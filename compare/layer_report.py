@@ -10,9 +10,10 @@ def _g(x):
 
 
 def place(m):
-    """'weight gradient dkernel[2, 0, 1, 3]' (or the tensor alone for a shape mismatch)."""
+    """'weight gradient dkernel[2, 0, 1, 3]' (or the tensor alone for a shape mismatch), and 'in the second call'."""
     index = "" if m.get("index") is None else "[" + ", ".join(map(str, m["index"])) + "]"
-    return f"{QUANTITY_WORDS[m['quantity']]} {m['name']}{index}"
+    again = " in the second call" if m.get("call") == 2 else ""
+    return f"{QUANTITY_WORDS[m['quantity']]} {m['name']}{index}{again}"
 
 
 def verdict_line(report):

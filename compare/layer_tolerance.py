@@ -43,6 +43,12 @@ def bounds(entry, layer, x, dout, weights, keras_out, numpy_out, training, u, ca
     floor = 2 * underflow(u)
     if entry["bound"] == "normalization":
         return normalization(entry, layer, x, dout, weights, training, u, floor)
+    if entry["bound"] == "recurrent":
+        from .bounds_recurrent import recurrent
+        return recurrent(layer, x, dout, weights, training, u, floor)
+    if entry["bound"] == "attention":
+        from .bounds_attention import attention
+        return attention(layer, x, dout, weights, training, u, floor, causal=bool((call or {}).get("use_causal_mask")))
     if entry["bound"] == "activation":
         return _activation(entry["activation"](layer.get_config()), x, dout, keras_out, numpy_out, u, floor)
     integer = np.issubdtype(x.dtype, np.integer)
@@ -128,7 +134,8 @@ def normalization(entry, layer, x, dout, weights, training, u, floor):
         E(d) = E(μ) + u(|x| + |μ|)                   d = x − μ
         E(v) = γ_{m+2}·v + 2·mean(|d|·E(d)) + mean(E(d)²)
         E(inv)/inv = E(v)/(2(v + ε)) + 4u            1/√(v + ε), then ·γ: + u
-        E(out) = (|x| + |μ|)·E(inv·γ) + |inv·γ|·E(μ) + 4u(|x·inv·γ| + |μ·inv·γ| + |β|)
+        E(out) = |x − μ|·E(inv·γ) + |inv·γ|·E(μ) + 4u(|x·inv·γ| + |μ·inv·γ| + |β|)   (one inv multiplies
+                 both x and μ, so its error reaches out through x − μ; the products' roundings do not cancel)
         E(x̂) = E(d)·inv + |d|·E(inv),               X = (|x| + |μ|)·inv: x̂'s terms before x − μ cancels
         E(dx) = E(inv)·B + inv·(γ_{m+2}·(mean g + |x̂|·mean(g·X)) + E(x̂)·mean(g·X) + |x̂|·mean(g·E(x̂))
                 + 5u·B),  g = |dout·γ|, B = g + mean g + |x̂|·mean(g·X), inv = 1/√(v + ε) here
@@ -165,7 +172,7 @@ def normalization(entry, layer, x, dout, weights, training, u, floor):
     e_inv = inv * (e_v / (2 * (v + eps)) + 4 * u)
     scale = inv * gamma
     e_scale = e_inv * np.abs(gamma) + u * np.abs(scale)
-    e_out = (np.abs(x) + np.abs(mu)) * e_scale + np.abs(scale) * e_mu \
+    e_out = np.abs(d) * e_scale + np.abs(scale) * e_mu \
         + 4 * u * (np.abs(x * scale) + np.abs(mu * scale) + np.abs(beta))
     xhat = d * inv
     e_xhat = e_d * inv + np.abs(d) * e_inv

@@ -45,3 +45,20 @@ def dense_kernel_to_keras(w, shape="units_inputs"):
 
 
 dense_kernel_from_keras = dense_kernel_to_keras
+
+
+# LSTM gate blocks: the courses' (i, f, o, g) against Keras's (i, f, c, o), c being g.
+_COURSE_FROM_KERAS = (0, 1, 3, 2)  # course block k is Keras block _COURSE_FROM_KERAS[k]; the map is its own inverse
+
+
+def lstm_gates_to_keras(w):
+    """An LSTM weight or bias whose last axis holds 4 gate blocks in the courses' order (i, f, o, g) → Keras's
+    (i, f, c, o): blocks (0, 1, 3, 2). A weight (D, 4H), recurrent weight (H, 4H) or bias (4H,)."""
+    w = np.asarray(w)
+    if w.shape[-1] % 4:
+        raise ValueError(f"an LSTM weight's last axis holds 4 gate blocks; received shape {w.shape}")
+    blocks = np.split(w, 4, axis=-1)
+    return np.ascontiguousarray(np.concatenate([blocks[k] for k in _COURSE_FROM_KERAS], axis=-1))
+
+
+lstm_gates_from_keras = lstm_gates_to_keras  # swapping blocks 2 and 3 is its own inverse

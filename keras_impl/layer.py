@@ -11,6 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 
+SELF_ATTENTION = ("MultiHeadAttention",)  # called as self-attention: query = value = key = x
 _BUILT = {}  # (class, config, input shape, dtype) → a built layer: building one costs more than a small call
 
 
@@ -32,7 +33,8 @@ def build(class_name, config, input_shape, dtype="float64", reuse=True):
     keras.config.set_floatx(dtype)  # nothing the layer creates keeps another precision; put back after
     try:
         layer = getattr(keras.layers, class_name)(**{**config, "dtype": dtype})
-        layer.build(tuple(input_shape))
+        shapes = (tuple(input_shape),) * (2 if class_name in SELF_ATTENTION else 1)
+        layer.build(*shapes)
     finally:
         keras.config.set_floatx(floatx)
     if key is not None:
@@ -41,19 +43,23 @@ def build(class_name, config, input_shape, dtype="float64", reuse=True):
 
 
 def weight_specs(layer):
-    """[(name, shape, trainable)] in the order of layer.get_weights()."""
+    """[(name, shape, trainable)] in the order of layer.get_weights(); a name is the variable's path inside the
+    layer: 'kernel', or 'query/kernel' for a layer made of layers (MultiHeadAttention)."""
     trainable = {id(v) for v in layer.trainable_weights}
-    return [(v.name, tuple(v.shape), id(v) in trainable) for v in layer.weights]
+    return [(v.path.split("/", 1)[-1], tuple(v.shape), id(v) in trainable) for v in layer.weights]
 
 
 def output_shape(layer, input_shape):
     """The layer's output shape for `input_shape`, batch included."""
-    return tuple(int(d) for d in layer.compute_output_shape(tuple(input_shape)))
+    shapes = (tuple(input_shape),) * (2 if type(layer).__name__ in SELF_ATTENTION else 1)
+    return tuple(int(d) for d in layer.compute_output_shape(*shapes))
 
 
 def noise_mask(layer, input_shape, dtype="float64"):
     """The 0/1 keep-mask Keras's next training call of `layer` (Dropout) will draw: read by calling it on ones
     with its seed generator's state saved and put back, so that the call that follows draws the same mask."""
+    if getattr(layer, "seed_generator", None) is None:  # Dropout(rate=0) draws nothing: everything is kept
+        return np.ones(input_shape, dtype=dtype)
     state = layer.seed_generator.state
     saved = state.numpy()
     ones = np.ones(input_shape, dtype=dtype)
@@ -85,7 +91,8 @@ def forward_and_vjp(layer, x, dout, training=True, call=None):
     with tf.GradientTape() as tape:
         if not integer:
             tape.watch(xt)
-        out = layer(xt, training=training, **(call or {}))
+        inputs = (xt,) * (3 if type(layer).__name__ in SELF_ATTENTION else 1)
+        out = layer(*inputs, training=training, **(call or {}))
     sources = ([] if integer else [xt]) + list(layer.trainable_weights)
     grads = tape.gradient(out, sources, output_gradients=tf.convert_to_tensor(dout, dtype=out.dtype))
     grads = [None if g is None else tf.convert_to_tensor(g).numpy() for g in grads]

@@ -100,12 +100,16 @@ def bn_torch_eps(x, gamma, beta, param):
 
 
 def _with(param, key, value, fn):
-    saved = param.get(key)
+    missing = object()
+    saved = param.get(key, missing)
     param[key] = value
     try:
         return fn()
     finally:
-        param[key] = saved
+        if saved is missing:
+            del param[key]
+        else:
+            param[key] = saved
 
 
 def bn_torch_momentum(x, gamma, beta, param):

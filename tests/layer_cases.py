@@ -1,4 +1,5 @@
-"""Seeded random single-layer cases: the project's own numpy layers (numpy_impl/layers, through the course
+"""Seeded random single-layer cases (the recurrent and attention ones in layer_cases_recurrent.py and
+layer_cases_attention.py): the project's own numpy layers (numpy_impl/layers, through the course
 adapters of compare/adapters.py) in random configurations, shapes and value scales.
 
 case(kind, seed) → (layer, x, training). Used by tests/test_layers.py (a few draws per kind) and by
@@ -106,6 +107,16 @@ def _global_pool(rng):
     return adapters.global_average_pool(L.global_avg_pool_forward, L.global_avg_pool_backward), x, True
 
 
+def _attention(rng, causal):
+    import layer_cases_attention
+    return layer_cases_attention.case(int(rng.integers(2 ** 31)), causal=causal)
+
+
+def _recurrent(rng, kind):
+    import layer_cases_recurrent
+    return layer_cases_recurrent.KINDS[kind](rng)
+
+
 KINDS = {
     "Dense": _dense,
     "Conv1D": lambda rng: _conv(rng, 1),
@@ -124,6 +135,12 @@ KINDS = {
     "Activation(tanh)": lambda rng: _activation(rng, "tanh"),
     "Activation(sigmoid)": lambda rng: _activation(rng, "sigmoid"),
     "Activation(elu)": lambda rng: _activation(rng, "elu"),
+    "SimpleRNN": lambda rng: _recurrent(rng, "SimpleRNN"),
+    "LSTM": lambda rng: _recurrent(rng, "LSTM"),
+    "GRU(reset_after)": lambda rng: _recurrent(rng, "GRU(reset_after)"),
+    "GRU(reset_before)": lambda rng: _recurrent(rng, "GRU(reset_before)"),
+    "MultiHeadAttention": lambda rng: _attention(rng, False),
+    "MultiHeadAttention(causal)": lambda rng: _attention(rng, True),
 }
 
 

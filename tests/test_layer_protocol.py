@@ -46,7 +46,7 @@ def test_a_correct_dense_layer_passes_and_the_report_has_the_contract_fields():
     report = check_layer(MyDense(), X)
     assert report["ok"] is True and report["first_mismatch"] is None and report["diagnosis"] is None
     assert report["layer"] == {"class_name": "Dense", "config": {"units": 4}, "call": {}}
-    assert [c["name"] for c in report["compared"]] == ["out", "dx", "dkernel", "dbias"]
+    assert [c["name"] for c in report["compared"]] == ["out", "dx", "dkernel", "dbias", "kernel", "bias"]
     assert all(0 <= c["largest_ratio"] <= 1 and c["mismatched"] == 0 for c in report["compared"])
 
 
@@ -92,7 +92,8 @@ def test_a_layer_that_writes_to_its_input_is_a_protocol_error():
 
 
 @pytest.mark.parametrize("attrs, fragment", [
-    ({"keras_layer": None}, "keras_layer must be a dict"),
+    ({"keras_layer": None}, "expected a layer (an object with keras_layer"),
+    ({"keras_layer": 5}, "keras_layer must be a dict"),
     ({"keras_layer": {"class_name": "Conv3D", "config": {}}}, "unknown layer class 'Conv3D'; expected one of"),
     ({"keras_layer": {"class_name": "Dense", "config": {"units": -1}}}, "Keras refuses it"),
     ({"keras_layer": {"class_name": "Dense", "config": {"units": 4, "activation": "tanh"}}}, "check the activation as a layer"),
@@ -197,7 +198,8 @@ def test_the_command_line_exits_0_1_2_and_writes_the_json_contract(tmp_path):
     assert ok.returncode == 0 and "verdict: OK" in ok.stdout, ok.stderr
     report = json.loads((tmp_path / "ok.json").read_text())
     assert report["ok"] is True and report["layer"]["class_name"] == "BatchNormalization"
-    assert [c["name"] for c in report["compared"]] == ["out", "dx", "dgamma", "dbeta", "moving_mean", "moving_variance"]
+    assert [c["name"] for c in report["compared"]] == ["out", "dx", "dgamma", "dbeta", "gamma", "beta", "moving_mean",
+                                                        "moving_variance"]
     bad = run_cli(tmp_path, "--impl", "my_layers:bn_unbiased", "--input-shape", "6,4", "--json", "bad.json", "-q")
     assert bad.returncode == 1 and bad.stdout.startswith("verdict: FAIL") and bad.stdout.count("\n") == 1
     m = json.loads((tmp_path / "bad.json").read_text())
@@ -222,3 +224,113 @@ def test_an_element_passes_only_within_a_finite_nonnegative_tolerance(mine, kera
     result = compare("output", "out", np.array(mine), np.array(keras), np.array(tol))
     assert result["mismatched"] == mismatched
     assert (result["largest_ratio"] > 1) == (mismatched > 0)
+
+
+class Accumulates(MyDense):
+    """Gradients added to a buffer that is never reset: right on the first call only."""
+
+    def backward(self, dout):
+        self.total = getattr(self, "total", 0) + self.x.T @ dout
+        return dout @ self.kernel.T, [self.total, dout.sum(axis=0)]
+
+
+def test_a_layer_that_keeps_its_gradients_from_call_to_call_fails_at_the_second_call():
+    report = check_layer(Accumulates(), X)
+    m = report["first_mismatch"]
+    assert report["ok"] is False and m["call"] == 2 and m["name"] == "dkernel"
+    assert report["causes"] == ["second_call_differs"]
+
+
+@pytest.mark.parametrize("where", ["forward", "backward"])
+def test_a_layer_that_changes_its_own_weights_during_the_call_fails(where):
+    def forward(self, x, training=True):
+        self.x, self.used = x, self.kernel
+        out = x @ self.kernel + self.bias
+        if where == "forward":
+            self.kernel = self.kernel + 1.0  # every value it returns is right: only its weights give it away
+        return out
+
+    def backward(self, dout):
+        grads = [self.x.T @ dout, dout.sum(axis=0)]
+        if where == "backward":
+            self.kernel = self.kernel - 0.1 * grads[0]  # an SGD step inside backward
+        return dout @ self.used.T, grads
+    report = check_layer(variant(forward=forward, backward=backward), X)
+    m = report["first_mismatch"]
+    assert report["ok"] is False and m["quantity"] == "state" and m["name"] == "kernel" and m["tolerance"] == 0
+
+
+def test_a_backward_that_changes_the_array_forward_returned_is_a_protocol_error():
+    class Sigmoid:
+        keras_layer = {"class_name": "Activation", "config": {"activation": "sigmoid"}}
+        get_weights, set_weights = (lambda self: []), (lambda self, w: None)
+
+        def forward(self, x, training=True):
+            self.y = 1 / (1 + np.exp(-x))
+            return self.y
+
+        def backward(self, dout):
+            s = self.y
+            s *= 1 - s
+            return dout * s, []
+    with pytest.raises(InputError, match="changed the array layer.forward"):
+        check_layer(Sigmoid(), X)
+
+
+@pytest.mark.parametrize("layer, x, fragment", [
+    (type("NoGet", (MyDense,), {"get_weights": None})(), X, "has no get_weights()"),
+    (type("BadCall", (MyDense,), {"keras_layer": {"class_name": "Dense", "config": {"units": 4}, "call": {"foo": 1}}})(),
+     X, "Keras refuses it"),
+    (5, X, "expected a layer (an object with keras_layer"),
+    (MyDense(), np.float64(2.0), "expected an array with a batch axis first"),
+])
+def test_more_protocol_mistakes_are_one_line(layer, x, fragment):
+    with pytest.raises(InputError) as error:
+        check_layer(layer, x)
+    assert fragment in str(error.value) and "\n" not in str(error.value)
+
+
+def test_embedding_ids_outside_the_table_are_refused_and_float32_tables_agree():
+    from compare import adapters
+    from numpy_impl import layers as L
+    table = np.random.default_rng(2).standard_normal((7, 3))
+    layer = adapters.embedding(L.embedding_forward, L.embedding_backward, table)
+    for ids in ([[7, 1]], [[-1, 2]]):
+        with pytest.raises(InputError, match=r"expected ids in \[0, 7\)"):
+            check_layer(layer, np.array(ids))
+    report = check_layer(layer, np.array([[1, 1, 6], [0, 2, 1]]), dtype="float32")  # the table handed back rounded
+    assert report["ok"] is True
+
+
+def test_dropout_at_rate_0_keeps_everything():
+    from compare import adapters
+    from numpy_impl import layers as L
+    assert check_layer(adapters.dropout(L.dropout_forward, L.dropout_backward, 0.0), X)["ok"] is True
+
+
+KINK_MODULE = '''
+import numpy as np
+
+
+class ReluGe:
+    keras_layer = {"class_name": "ReLU", "config": {}}
+    def get_weights(self): return []
+    def set_weights(self, w): pass
+    def forward(self, x, training=True):
+        self.x = x
+        return np.maximum(x, 0)
+    def backward(self, dout): return dout * (self.x >= 0), []
+
+
+def relu_ge():
+    return ReluGe()
+'''
+
+
+def test_the_command_line_draws_exact_zeros_for_relu_so_its_kink_is_checked(tmp_path):
+    (tmp_path / "kinks.py").write_text(KINK_MODULE)
+    env = clean_env()
+    env["PYTHONPATH"] = ROOT
+    result = subprocess.run([sys.executable, "-m", "compare", "layer", "--impl", "kinks:relu_ge", "--input-shape", "4,6"],
+                            cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert result.returncode == 1 and "relu′(0) is taken as 1" in result.stdout, result.stdout + result.stderr

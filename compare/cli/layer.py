@@ -19,9 +19,15 @@ def input_shape(text):
     return shape
 
 
+KINKS = ("ReLU", "MaxPooling2D")  # where a rule at a tie or at 0 decides, and normal draws never reach it
+
+
 def draw_input(layer_spec, shape, seed):
-    """x for the check: standard normal values (seeded), or integer ids in [0, input_dim) for an Embedding."""
+    """x for the check: standard normal values (seeded); for ReLU and max pooling a grid of quarters in [−2, 2],
+    with exact zeros and ties; integer ids in [0, input_dim) for an Embedding."""
     rng = np.random.default_rng([seed, 1])
+    if layer_spec["class_name"] in KINKS or layer_spec["config"].get("activation") == "relu":
+        return rng.integers(-8, 9, shape) / 4.0  # a grid: exact zeros (relu′(0)) and ties within windows
     if layer_spec["class_name"] == "Embedding":
         size = layer_spec["config"].get("input_dim")
         if not isinstance(size, int) or size < 1:

@@ -35,8 +35,9 @@ def hypotheses(ctx, name):
     yield "sign", f"{name} has the opposite sign of Keras's", {name: -keras[name]}
     n = ctx["x"].shape[0]
     if name.startswith("d") and name != "dx" and n > 1:
-        yield ("batch_mean", f"{name} is divided by the batch size {n}: the layer's VJP sums over the batch (a mean "
-               "belongs to the loss, whose dout already carries it)", {name: keras[name] / n})
+        halved = " (at batch 2 this is also what halving it gives)" if n == 2 else ""
+        yield ("batch_mean", f"{name} is divided by the batch size {n}{halved}: the layer's VJP sums over the batch "
+               "(a mean belongs to the loss, whose dout already carries it)", {name: keras[name] / n})
     cls = ctx["spec"]["class_name"]
     for family, make in FAMILIES.items():
         if cls in family:
@@ -229,7 +230,18 @@ def _reshape(ctx, name, keras):
                      "dx": np.stack([row.reshape(x.shape[1:], order="F") for row in dout]) if n else keras.get("dx")})
 
 
-FAMILIES = {("Flatten", "Reshape"): _reshape, ("BatchNormalization", "LayerNormalization"): _normalization, ("Conv1D", "Conv2D"): _conv, ("MaxPooling2D",): _max_pool,
+def _recurrent(ctx, name, keras):
+    from .recurrent import hypotheses as recurrent_hypotheses
+    yield from recurrent_hypotheses(ctx, name, keras)
+
+
+def _attention(ctx, name, keras):
+    from .attention import hypotheses as attention_hypotheses
+    yield from attention_hypotheses(ctx, name, keras)
+
+
+FAMILIES = {("SimpleRNN", "LSTM", "GRU"): _recurrent, ("MultiHeadAttention",): _attention,
+            ("Flatten", "Reshape"): _reshape, ("BatchNormalization", "LayerNormalization"): _normalization, ("Conv1D", "Conv2D"): _conv, ("MaxPooling2D",): _max_pool,
             ("AveragePooling2D", "GlobalAveragePooling2D"): _average_pool, ("Dropout",): _dropout,
             ("Embedding",): _embedding, ("ReLU", "Softmax", "Activation"): _activation}
 

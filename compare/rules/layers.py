@@ -11,6 +11,8 @@ Each entry:
                                 is the maximum of: γ_n · (the VJP on x with |dout|)
                  "activation"   the activation's own rules (compare/rules/activations.py)
                  "normalization" first-order propagation through the statistics (compare/layer_tolerance.py)
+                 "recurrent"    SimpleRNN, LSTM, GRU: compare/bounds_recurrent.py
+                 "attention"    MultiHeadAttention as self-attention: compare/bounds_attention.py
   terms          (layer, x_shape, out_shape) → {"output": n, "input_gradient": n, "weights": [n per trainable
                  weight]}: the most terms (products or roundings) that one element of each sums, read from the
                  built Keras layer's own attributes
@@ -126,6 +128,73 @@ def _layer_norm_notes(config, training):
             "variance over the last axis"]
 
 
+def _recurrent_refuse(config):
+    for key in ("return_state", "stateful", "go_backwards"):
+        if config.get(key):
+            return f"{key}=True is not checked"
+    for key in ("dropout", "recurrent_dropout"):
+        if config.get(key, 0):
+            return f"{key}={show(config.get(key))}: recurrent dropout is not checked (its masks are Keras's own)"
+    if config.get("activation", "tanh") != "tanh" or config.get("recurrent_activation", "sigmoid") != "sigmoid":
+        return "only the default activations (tanh, and sigmoid for the gates) are checked"
+    if config.get("use_bias", True) is False:
+        return "use_bias=False is not checked; give the layer a bias (zeros if the numpy side has none)"
+    return None
+
+
+def _recurrent_notes(class_name):
+    """(config, training) → the notes of Keras's `class_name` (SimpleRNN, LSTM or GRU): the config a user gives
+    may name none of the class's own keys, so the class is bound here."""
+    def notes(config, training):
+        common = ("Keras's recurrent layers start from h0 = 0 (and c0 = 0), and return only the last step's h unless "
+                  "return_sequences=True")
+        if class_name == "LSTM":
+            return [common, "Keras's LSTM holds its gates in the order (i, f, c, o) along the last axis of kernel (D, 4H), "
+                    "recurrent_kernel (H, 4H) and bias (4H,); CS231n's order is (i, f, o, g) "
+                    "(keras_impl/convert.py lstm_gates_to_keras maps it); the gates' activation is sigmoid (not "
+                    "hard_sigmoid, Keras 2's default before 2.3); c_t = f·c_{t−1} + i·tanh(z_c), h_t = o·tanh(c_t)"]
+        if class_name == "GRU":
+            after = config.get("reset_after", True)
+            how = ("reset_after=True (Keras's default): hh = tanh(x W_h + b_in,h + r·(h_{t−1} U_h + b_rec,h)), the bias "
+                   "is (2, 3H): an input row and a recurrent row" if after else
+                   "reset_after=False: hh = tanh(x W_h + (r·h_{t−1}) U_h + b_h), the bias is (3H,)")
+            return [common, f"Keras's GRU: gates (z, r, h) along the last axis; {how}; h_t = z·h_{{t−1}} + (1 − z)·hh "
+                    "(z keeps the old state; some texts write (1 − z)·h_{t−1} + z·hh); the gates' activation is sigmoid"]
+        return [common, "Keras's SimpleRNN: h_t = tanh(x_t·kernel + bias + h_{t−1}·recurrent_kernel), kernel (D, H)"]
+    return notes
+
+
+def _attention_refuse(config):
+    if config.get("dropout", 0):
+        return f"dropout={show(config.get('dropout'))}: attention dropout is not checked (its mask is Keras's own)"
+    for key in ("value_dim", "output_shape", "attention_axes"):
+        if config.get(key) is not None:
+            return f"{key}={show(config.get(key))} is not checked; only num_heads, key_dim and use_bias=True"
+    if config.get("use_bias", True) is False:
+        return "use_bias=False is not checked; give the layer its biases (zeros if the numpy side has none)"
+    if config.get("key_dim") == 1 and config.get("num_heads", 1) != 1:
+        return (f"key_dim=1 with num_heads={show(config.get('num_heads'))} is not checked: Keras 3.15's ops.add "
+                "(TensorFlow backend) squeezes the (num_heads, 1) bias and adds it along the sequence axis whenever "
+                "the sequence length equals num_heads (tf.nn.bias_add, NCHW), so Keras's own values are wrong there")
+    return None
+
+
+def _attention_notes(config, training):
+    import struct
+    key_dim = config.get("key_dim")
+    scale = ""
+    if isinstance(key_dim, int) and key_dim > 0:
+        exact = 1 / math.sqrt(key_dim)
+        rounded = struct.unpack("f", struct.pack("f", exact))[0]
+        scale = f" (key_dim={key_dim}: {rounded!r}, not {exact!r})" if rounded != exact else ""
+    return ["Keras's MultiHeadAttention, called as self-attention layer(x, x, x): q, k, v = x·W + b per head, kernels "
+            "(D, heads, key_dim), the output kernel (heads, key_dim, D); the logits q·kᵀ are scaled by 1/√key_dim "
+            "after the dot product, and that scale is rounded to float32 even in float64" + scale + "; softmax over "
+            "the keys (the last axis)",
+            "use_causal_mask=True: query t sees keys j ≤ t (lower-triangular, the diagonal included); a masked logit "
+            "is set to a large negative number, −0.7·3.38953e38, not −inf, so its softmax weight is exactly 0"]
+
+
 def _pool_notes(config, training):
     if config.get("padding") == "same":
         return ["Keras's 'same' padding puts the extra row and column at the end (bottom, right)"]
@@ -198,6 +267,11 @@ LAYERS = {
                                 stats_axes=lambda ndim: tuple(range(ndim - 1))),
     "LayerNormalization": entry({2: "NF", 3: "NTF", 4: "NHWC"}, "normalization", _exact_terms, refuse=_layer_norm_refuse,
                                 notes=_layer_norm_notes, stats_axes=lambda ndim: (ndim - 1,)),
+    "SimpleRNN": entry({3: "NTF"}, "recurrent", _exact_terms, refuse=_recurrent_refuse, notes=_recurrent_notes("SimpleRNN")),
+    "LSTM": entry({3: "NTF"}, "recurrent", _exact_terms, refuse=_recurrent_refuse, notes=_recurrent_notes("LSTM")),
+    "GRU": entry({3: "NTF"}, "recurrent", _exact_terms, refuse=_recurrent_refuse, notes=_recurrent_notes("GRU")),
+    "MultiHeadAttention": entry({3: "NTF"}, "attention", _exact_terms, refuse=_attention_refuse,
+                                notes=_attention_notes),
     "ReLU": entry(None, "activation", _exact_terms, refuse=_relu_refuse, activation=lambda config: "relu"),
     "Softmax": entry(None, "activation", _exact_terms, refuse=_softmax_refuse, activation=lambda config: "softmax"),
     "Activation": entry(None, "activation", _exact_terms, refuse=_activation_refuse,

@@ -1,0 +1,35 @@
+"""Seeded random SimpleRNN, LSTM and GRU cases: the project's numpy_impl/layers/recurrent.py through the course
+adapters (compare/adapters.py), N 1–4, T 1–8, D 1–6, H 1–6, each array times 10^U(−1, 1), return_sequences
+either way. case(kind, seed) → (layer, x, training), as tests/layer_cases.py (whose KINDS these join)."""
+import numpy as np
+
+from compare import adapters
+from numpy_impl.layers import recurrent as R
+
+
+def _values(rng, shape):
+    return rng.standard_normal(shape) * 10.0 ** rng.uniform(-1, 1)
+
+
+def _recurrent(rng, kind):
+    n, t, d, h = (int(v) for v in rng.integers(1, [5, 9, 7, 7]))
+    sequences = bool(rng.integers(2))
+    gates = {"SimpleRNN": 1, "LSTM": 4}.get(kind, 3)
+    Wx, Wh = _values(rng, (d, gates * h)), _values(rng, (h, gates * h))
+    x = _values(rng, (n, t, d))
+    if kind == "SimpleRNN":
+        return adapters.rnn(R.rnn_forward, R.rnn_backward, Wx, Wh, _values(rng, h), sequences), x, True
+    if kind == "LSTM":
+        return adapters.lstm(R.lstm_forward, R.lstm_backward, Wx, Wh, _values(rng, 4 * h), sequences), x, True
+    after = kind == "GRU(reset_after)"
+    b = _values(rng, (2, 3 * h) if after else 3 * h)
+    return adapters.gru(R.gru_forward, R.gru_backward, Wx, Wh, b, sequences, reset_after=after), x, True
+
+
+KINDS = {kind: (lambda rng, kind=kind: _recurrent(rng, kind))
+         for kind in ("SimpleRNN", "LSTM", "GRU(reset_after)", "GRU(reset_before)")}
+
+
+def case(kind, seed):
+    """(layer, x, training) for `kind`, drawn from seed."""
+    return KINDS[kind](np.random.default_rng([seed, 100 + list(KINDS).index(kind)]))

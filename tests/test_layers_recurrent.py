@@ -1,0 +1,69 @@
+"""SimpleRNN, LSTM and GRU: the project's numpy layers pass, a 1e-7 relative mistake is caught, each planted mistake
+(tests/layer_bugs_recurrent.py) is caught with its cause named, and the course adapters map gates and states."""
+import numpy as np
+import pytest
+
+from compare import adapters, check_layer
+from keras_impl import convert
+from layer_bugs_recurrent import BUGS
+from layer_cases_recurrent import KINDS, case
+from numpy_impl.layers import recurrent as R
+
+SEEDS = range(4)  # per kind; benchmarks/layer_false_alarms_recurrent.py runs 1,000
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_correct_layers_pass_with_no_diagnosis(kind):
+    sequences = set()
+    for seed in SEEDS:
+        layer, x, training = case(kind, seed)
+        report = check_layer(layer, x, training=training, seed=seed)
+        assert report["ok"] is True, (seed, report["first_mismatch"])
+        assert report["diagnosis"] is None and len([c for c in report["compared"] if c["quantity"] != "state"]) == 5
+        sequences.add(layer.keras_layer["config"]["return_sequences"])
+    assert sequences == {True, False}
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_an_output_off_by_1e_7_relative_is_caught(kind):
+    layer, x, training = case(kind, 0)
+    forward = layer.forward
+    layer.forward = lambda x, training=True: forward(x, training) * (1 + 1e-7)
+    m = check_layer(layer, x, training=training)["first_mismatch"]
+    assert m["quantity"] == "output" and m["abs_diff"] > m["tolerance"]
+
+
+@pytest.mark.parametrize("name, family, make, cause", BUGS, ids=[b[0] for b in BUGS])
+def test_each_planted_mistake_is_caught_and_its_cause_named(name, family, make, cause):
+    layer, x, training = make()
+    report = check_layer(layer, x, training=training)
+    assert report["ok"] is False
+    assert report["causes"] == [cause], report["diagnosis"]
+
+
+def test_lstm_gates_map_course_order_to_keras_and_back():
+    b = np.arange(8.0)  # H = 2: i = 0 1, f = 2 3, o = 4 5, g = 6 7
+    assert convert.lstm_gates_to_keras(b).tolist() == [0, 1, 2, 3, 6, 7, 4, 5]
+    assert convert.lstm_gates_from_keras(convert.lstm_gates_to_keras(b)).tolist() == b.tolist()
+
+
+def test_the_adapters_declare_keras_layers_and_feed_the_last_step_only():
+    rng = np.random.default_rng(1)
+    Wx, Wh = rng.standard_normal((2, 9)), rng.standard_normal((3, 9))
+    layer = adapters.gru(R.gru_forward, R.gru_backward, Wx, Wh, rng.standard_normal(9), False, reset_after=False)
+    assert layer.keras_layer == {"class_name": "GRU", "config": {"units": 3, "return_sequences": False,
+                                                                 "reset_after": False}}
+    x = rng.standard_normal((2, 4, 2))
+    assert layer.forward(x).shape == (2, 3)
+    dx, grads = layer.backward(np.ones((2, 3)))
+    assert dx.shape == x.shape and [g.shape for g in grads] == [(2, 9), (3, 9), (9,)]
+    with pytest.raises(Exception, match=r"reset_after=True has a bias \(2, 9\)"):
+        adapters.gru(R.gru_forward, R.gru_backward, Wx, Wh, np.zeros(9))
+
+
+def test_the_report_names_keras_details_per_class():
+    notes = {kind: " ".join(check_layer(*case(kind, 1)[:2])["notes"]) for kind in KINDS}
+    assert "(i, f, c, o)" in notes["LSTM"] and "(i, f, o, g)" in notes["LSTM"]
+    assert "(2, 3H)" in notes["GRU(reset_after)"] and "z·h_{t−1} + (1 − z)·hh" in notes["GRU(reset_after)"]
+    assert "reset_after=False" in notes["GRU(reset_before)"] and "sigmoid" in notes["GRU(reset_before)"]
+    assert "tanh" in notes["SimpleRNN"] and "(i, f, c, o)" not in notes["SimpleRNN"]
