@@ -15,7 +15,7 @@ import numpy as np
 
 def hypotheses(ctx, name, keras):
     """(cause, text, {name: predicted}) for the recurrent class of ctx."""
-    from .layers import rerun
+    from .rerun import rerun
     cls, config, weights = ctx["spec"]["class_name"], ctx["spec"]["config"], ctx["weights"]
     if cls == "LSTM":
         for a, b in itertools.combinations(range(4), 2):
