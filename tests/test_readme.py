@@ -17,7 +17,7 @@ def python_blocks():
 def test_readme_opens_with_the_install_and_test_commands():
     commands = re.findall(r"^    (\S.*)$", README, flags=re.M)[:2]
     assert commands[0].endswith("pip install -e '.[test]' && python -m compare")
-    assert commands[1] == ". .venv/bin/activate && python -m pytest -q"
+    assert commands[1] == ". .venv/bin/activate && python -m pytest -q -n 2"
     ci = open(os.path.join(ROOT, ".ci", "run"), encoding="utf-8").read()
     assert commands[1] in ci
 
