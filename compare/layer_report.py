@@ -19,6 +19,10 @@ def place(m):
 def verdict_line(report):
     m = report["first_mismatch"]
     cls = report["layer"]["class_name"]
+    if m is None and report.get("coarse"):
+        coarse = ", ".join(f"{c['name']} ({c['resolution']:.2g} of its largest value)" for c in report["coarse"])
+        return (f"verdict: INCONCLUSIVE: every element agrees, but the bound is too coarse to call that an OK for "
+                f"{coarse}: a mistake that large would pass (a recurrent bound compounds through time)")
     if m is None:
         return (f"verdict: OK: the numpy layer and Keras's {cls} agree on every element of "
                 f"{', '.join(c['name'] for c in report['compared'])}")
