@@ -58,6 +58,15 @@ def _what(value):
     return f"a {type(value).__name__}" + (f" of {len(value)}" if isinstance(value, (tuple, list)) else "")
 
 
+def _pair(result, n):
+    """(dx, [grads]) from a backward that returns (dx, grads) with n gradients."""
+    if not (isinstance(result, tuple) and len(result) == 2 and isinstance(result[1], (list, tuple))
+            and len(result[1]) == n):
+        raise InputError(f"the backward function returned {_what(result)}; expected (dx, grads), grads a list of "
+                         f"{n} arrays in Keras's order")
+    return result[0], list(result[1])
+
+
 def _split(result, n, what):
     """(dx, [grads]) from a course backward's (dx, dw, db, ...), which must hold n arrays."""
     if not isinstance(result, (tuple, list)) or len(result) != n:
@@ -227,16 +236,19 @@ def _recurrent(class_name, config, forward, backward, weights, gates=None):
     sequences = bool(config.get("return_sequences", True))
 
     def fwd(x, ws, training, mask):
-        h, cache = forward(x, np.zeros((x.shape[0], H)), *ws)
-        return (h if sequences else h[:, -1]), (cache, h.shape)
+        result = forward(x, np.zeros((x.shape[0], H)), *ws)
+        if not isinstance(result, tuple) or len(result) != 2:
+            raise InputError(f"the forward function returned {_what(result)}; expected (h, cache), h (N, T, H)")
+        h, cache = result
+        return (h if sequences else h[:, -1]), (cache, np.shape(h))
 
     def bwd(dout, cache):
         cache, shape = cache
         dh = dout if sequences else np.zeros(shape)
         if not sequences:
             dh[:, -1] = dout
-        dx, _, dWx, dWh, db = backward(dh, cache)
-        return dx, [dWx, dWh, db]
+        dx, grads = _split(backward(dh, cache), 5, "dx, dh0, dWx, dWh, db")
+        return dx, grads[1:]
 
     to = (lambda ws: [gates(w) for w in ws]) if gates else None
     return FunctionLayer({"class_name": class_name, "config": {"units": int(H), **config}}, None, [Wx, Wh, b],
@@ -286,4 +298,4 @@ def attention(forward, backward, weights, num_heads, key_dim, causal=False):
         keras_layer["call"] = {"use_causal_mask": True}
     return FunctionLayer(keras_layer, None, weights,
                          lambda x, ws, training, mask: forward(x, *ws, num_heads, causal),
-                         lambda dout, cache: (lambda r: (r[0], list(r[1])))(backward(dout, cache)))
+                         lambda dout, cache: _pair(backward(dout, cache), 8))
