@@ -14,21 +14,23 @@ from compare.layer_check import check_layer  # noqa: E402
 from layer_cases import KINDS, case  # noqa: E402
 
 
-def main(draws, kinds=()):
-    print(f"{'kind':<24}{'draws':>7}{'false alarms':>14}  largest diff/tolerance per quantity")
+def main(draws, kinds=(), case=case, all_kinds=KINDS, name=lambda n: n, width=24):
+    """The table for `kinds` (default all of `all_kinds`), each drawn by case(kind, seed); `name` maps a tensor's
+    name to its column. benchmarks/layer_false_alarms_recurrent.py runs it over its own draws."""
+    print(f"{'kind':<{width}}{'draws':>7}{'false alarms':>14}  largest diff/tolerance per quantity")
     total = 0
-    for kind in kinds or KINDS:
+    for kind in kinds or all_kinds:
         t0, worst, alarms = time.perf_counter(), {}, []
         for seed in range(draws):
             layer, x, training = case(kind, seed)
             report = check_layer(layer, x, training=training, seed=seed)
             for c in report["compared"]:
-                worst[c["name"]] = max(worst.get(c["name"], 0.0), c["largest_ratio"])
+                worst[name(c["name"])] = max(worst.get(name(c["name"]), 0.0), c["largest_ratio"])
             if not report["ok"]:
                 alarms.append((seed, report["first_mismatch"]))
         total += len(alarms)
         ratios = ", ".join(f"{k} {v:.2g}" for k, v in worst.items())
-        print(f"{kind:<24}{draws:>7}{len(alarms):>14}  {ratios}  ({time.perf_counter() - t0:.0f} s)", flush=True)
+        print(f"{kind:<{width}}{draws:>7}{len(alarms):>14}  {ratios}  ({time.perf_counter() - t0:.0f} s)", flush=True)
         for seed, m in alarms[:3]:
             print(f"    seed {seed}: {m}")
     return 1 if total else 0

@@ -9,11 +9,11 @@ goes unnoticed (it must be none: the tolerance is rounding level, never a loose 
 """
 import os
 import sys
-import time
 
 sys.path[:0] = [os.path.join(os.path.dirname(__file__), "..", "tests"), os.path.join(os.path.dirname(__file__), "..")]
 
 from compare.layer_check import check_layer  # noqa: E402
+import layer_false_alarms as false_alarms  # noqa: E402 (this folder is on sys.path when run as a script)
 from layer_cases_recurrent import KINDS, case  # noqa: E402
 
 
@@ -39,23 +39,7 @@ def missed(draws, kinds=()):
 
 
 def main(draws, kinds=()):
-    print(f"{'kind':<20}{'draws':>7}{'false alarms':>14}  largest diff/tolerance per quantity")
-    total = 0
-    for kind in kinds or KINDS:
-        t0, worst, alarms = time.perf_counter(), {}, []
-        for seed in range(draws):
-            layer, x, training = case(kind, seed)
-            report = check_layer(layer, x, training=training, seed=seed)
-            for c in report["compared"]:
-                worst[quantity(c["name"])] = max(worst.get(quantity(c["name"]), 0.0), c["largest_ratio"])
-            if not report["ok"]:
-                alarms.append((seed, report["first_mismatch"]))
-        total += len(alarms)
-        ratios = ", ".join(f"{k} {v:.2g}" for k, v in worst.items())
-        print(f"{kind:<20}{draws:>7}{len(alarms):>14}  {ratios}  ({time.perf_counter() - t0:.0f} s)", flush=True)
-        for seed, m in alarms[:3]:
-            print(f"    seed {seed}: {m}")
-    return 1 if total else 0
+    return false_alarms.main(draws, kinds, case=case, all_kinds=KINDS, name=quantity, width=20)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import pytest
 from compare import adapters, check_layer
 from compare.rules.layers import LAYERS
 from layer_bugs import BUGS
+from layer_bugs_recurrent import BUGS as RECURRENT_BUGS
 from layer_cases import KINDS, case
 from numpy_impl import layers as L
 
@@ -64,7 +65,7 @@ def test_every_class_the_check_accepts_is_drawn():
     assert drawn == set(LAYERS)
 
 
-@pytest.mark.parametrize("name, family, make, cause", BUGS, ids=[b[0] for b in BUGS])
+@pytest.mark.parametrize("name, family, make, cause", BUGS + RECURRENT_BUGS, ids=[b[0] for b in BUGS + RECURRENT_BUGS])
 def test_each_planted_mistake_is_caught_and_its_cause_named(name, family, make, cause):
     layer, x, training = make()
     report = check_layer(layer, x, training=training)
