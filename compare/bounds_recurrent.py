@@ -32,7 +32,7 @@ def recurrent(layer, x, dout, weights, training, u, floor):
     cls = type(layer).__name__
     if cls not in CELLS:
         raise ValueError(f"no recurrent bound for {cls}; expected one of {', '.join(CELLS)}")
-    tape = Tape(u)
+    tape = Tape(u, symbols(cls, x.shape, layer.units))
     names = [v.path.split("/")[-1] for v in layer.trainable_weights]
     leaves = dict(zip(names, (tape.leaf(w) for w in weights)))
     xs = [tape.leaf(x[:, t]) for t in range(x.shape[1])]
@@ -40,10 +40,26 @@ def recurrent(layer, x, dout, weights, training, u, floor):
     out = tape.stack(hs) if layer.return_sequences else hs[-1]
     wanted = xs + [leaves[n] for n in names]
     grads = tape.backward(out, dout, wanted)
-    dx = np.stack([g.e for g in grads[:len(xs)]], axis=1) if xs else np.zeros_like(x)
+    dx = np.stack([g.bound() for g in grads[:len(xs)]], axis=1) if xs else np.zeros_like(x)
     scale = 2 * RECURRENT_MARGIN
-    return {"output": scale * out.e + floor, "input_gradient": scale * dx + floor,
-            "weights": [scale * g.e + floor for g in grads[len(xs):]], "state": []}
+    return {"output": scale * out.bound() + floor, "input_gradient": scale * dx + floor,
+            "weights": [scale * g.bound() + floor for g in grads[len(xs):]], "state": []}
+
+
+# The forms' memory: each recorded value of a step holds K numbers per element, K = 2·T·S symbols per sample
+# (S the state's size, named once forward and once backward per step). Past this many bytes the bound is carried
+# with absolute values alone, which compounds: such a check may come out "inconclusive", never a wrong OK.
+FORMS_BYTES = 2 ** 30
+
+
+def symbols(cls, shape, units):
+    """The error symbols per sample for a layer of class cls at x of `shape` (N, T, D): 2·T·S, or 0 where
+    their forms would pass FORMS_BYTES (about 30 values of the gates' width per step hold them)."""
+    n, t = shape[0], shape[1]
+    state = 2 * units if cls == "LSTM" else units
+    gates = {"SimpleRNN": 1, "LSTM": 4, "GRU": 3}[cls]
+    k = 2 * t * state
+    return k if 8 * k * n * t * 30 * gates * units <= FORMS_BYTES else 0
 
 
 def _zeros(tape, x, units):
@@ -53,7 +69,8 @@ def _zeros(tape, x, units):
 def simple_rnn(tape, xs, w, units, reset_after):
     h, hs = _zeros(tape, xs[0], units), []
     for x in xs:
-        h = tape.tanh(tape.add(tape.add(tape.matmul(x, w["kernel"]), w["bias"]), tape.matmul(h, w["recurrent_kernel"])))
+        h = tape.name(tape.tanh(tape.add(tape.add(tape.matmul(x, w["kernel"]), w["bias"]),
+                                         tape.matmul(h, w["recurrent_kernel"]))))
         hs.append(h)
     return hs
 
@@ -65,8 +82,8 @@ def lstm(tape, xs, w, units, reset_after):
         z = tape.add(tape.add(tape.matmul(x, w["kernel"]), tape.matmul(h, w["recurrent_kernel"])), w["bias"])
         i, f, g, o = (tape.take(z, (slice(None), slice(k * H, (k + 1) * H))) for k in range(4))
         i, f, o = tape.sigmoid(i), tape.sigmoid(f), tape.sigmoid(o)
-        c = tape.add(tape.mul(f, c), tape.mul(i, tape.tanh(g)))
-        h = tape.mul(o, tape.tanh(c))
+        c = tape.name(tape.add(tape.mul(f, c), tape.mul(i, tape.tanh(g))))
+        h = tape.name(tape.mul(o, tape.tanh(c)))
         hs.append(h)
     return hs
 
@@ -88,7 +105,7 @@ def gru(tape, xs, w, units, reset_after):
         r = tape.sigmoid(tape.add(tape.take(m, cols[1]), tape.take(n, cols[1])))
         rec_h = tape.mul(r, tape.take(n, cols[2])) if reset_after else tape.matmul(tape.mul(r, h), U_h)
         hh = tape.tanh(tape.add(tape.take(m, cols[2]), rec_h))
-        h = tape.add(tape.mul(z, h), tape.mul(tape.sub(one, z), hh))
+        h = tape.name(tape.add(tape.mul(z, h), tape.mul(tape.sub(one, z), hh)))
         hs.append(h)
     return hs
 

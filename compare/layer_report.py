@@ -22,7 +22,8 @@ def verdict_line(report):
     if m is None and report.get("coarse"):
         coarse = ", ".join(f"{c['name']} ({c['resolution']:.2g} of its largest value)" for c in report["coarse"])
         return (f"verdict: INCONCLUSIVE: every element agrees, but the bound is too coarse to call that an OK for "
-                f"{coarse}: a mistake that large would pass (a recurrent bound compounds through time)")
+                f"{coarse}: a mistake that large would pass (rounding alone can move these values that much: gradients through gates "
+                f"saturated near ±1, where 1 − h² and 1 − z keep few digits)")
     if m is None:
         return (f"verdict: OK: the numpy layer and Keras's {cls} agree on every element of "
                 f"{', '.join(c['name'] for c in report['compared'])}")

@@ -30,6 +30,23 @@ KINDS = {kind: (lambda rng, kind=kind: _recurrent(rng, kind))
          for kind in ("SimpleRNN", "LSTM", "GRU(reset_after)", "GRU(reset_before)")}
 
 
+def keras_like(kind, seed, n=3, t=30, d=4, h=6):
+    """(layer, x) for `kind` with Keras's default initialisers (glorot_uniform kernel, orthogonal recurrent
+    kernel), a small bias and x ~ N(0, 1): long sequences that stay away from saturation, every state in use."""
+    rng = np.random.default_rng([seed, 200 + list(KINDS).index(kind)])
+    gates = {"SimpleRNN": 1, "LSTM": 4}.get(kind, 3)
+    Wx = rng.uniform(-1, 1, (d, gates * h)) * np.sqrt(6 / (d + gates * h))
+    Wh = np.linalg.qr(rng.standard_normal((gates * h, gates * h)))[0][:h]
+    x = rng.standard_normal((n, t, d))
+    if kind == "SimpleRNN":
+        return adapters.rnn(R.rnn_forward, R.rnn_backward, Wx, Wh, 0.1 * rng.standard_normal(h)), x
+    if kind == "LSTM":
+        return adapters.lstm(R.lstm_forward, R.lstm_backward, Wx, Wh, 0.1 * rng.standard_normal(4 * h)), x
+    after = kind == "GRU(reset_after)"
+    b = 0.1 * rng.standard_normal((2, 3 * h) if after else 3 * h)
+    return adapters.gru(R.gru_forward, R.gru_backward, Wx, Wh, b, reset_after=after), x
+
+
 def case(kind, seed):
     """(layer, x, training) for `kind`, drawn from seed."""
     return KINDS[kind](np.random.default_rng([seed, 100 + list(KINDS).index(kind)]))

@@ -5,7 +5,7 @@ import pytest
 
 from compare import adapters, check_layer
 from keras_impl import convert
-from layer_cases_recurrent import KINDS, case
+from layer_cases_recurrent import KINDS, case, keras_like
 from numpy_impl.layers import recurrent as R
 
 SEEDS = range(4)  # per kind; benchmarks/layer_false_alarms_recurrent.py runs 1,000
@@ -31,6 +31,33 @@ def test_an_output_off_by_1e_7_relative_is_caught(kind):
     layer.forward = lambda x, training=True: forward(x, training) * (1 + 1e-7)
     m = check_layer(layer, x, training=training)["first_mismatch"]
     assert m["quantity"] == "output" and m["abs_diff"] > m["tolerance"]
+
+
+def _off(layer, which):
+    """layer with the largest element of its backward's tensor `which` (0 dx, then the weight gradients) off by
+    1e-7 relative (the whole tensor off is caught whenever that element alone is)."""
+    backward = layer.backward
+
+    def off(dout):
+        dx, grads = backward(dout)
+        tensors = [np.array(dx)] + [np.array(g) for g in grads]
+        wrong = tensors[which]
+        wrong[np.unravel_index(np.argmax(np.abs(wrong)), wrong.shape)] *= 1 + 1e-7
+        return tensors[0], tensors[1:]
+    layer.backward = off
+    return layer
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_over_30_steps_a_correct_layer_is_ok_and_1e_7_in_any_gradient_is_caught(kind):
+    # the bound carries each step's rounding through the signed Jacobians (compare/error_tape.py): it does not
+    # compound with |U|, which at T = 30 let a doubled recurrent-kernel gradient pass
+    layer, x = keras_like(kind, 0)
+    assert check_layer(layer, x)["verdict"] == "OK"
+    for which, name in enumerate(["x", "kernel", "recurrent_kernel", "bias"]):
+        m = check_layer(_off(keras_like(kind, 0)[0], which), x)["first_mismatch"]
+        assert m is not None and m["name"].split("/")[-1] in (name, "d" + name), name
+        assert m["abs_diff"] > m["tolerance"]
 
 
 def test_lstm_gates_map_course_order_to_keras_and_back():

@@ -19,8 +19,9 @@ Each entry:
   activation     (config) → the activation's name, for bound "activation"
   integer_input  the input is integer ids (Embedding): no dx
   stats_axes     (ndim) → the axes a normalization layer's statistics are taken over
-  may_be_coarse  its bound can grow far past rounding (the recurrent bound compounds through time): a tensor whose
-                 largest tolerance passes COARSE of its largest value makes the verdict "inconclusive", never OK
+  may_be_coarse  rounding can move a tensor by a large part of its values (recurrent gradients through gates
+                 saturated near ±1): a tensor whose largest tolerance passes COARSE of its largest value makes the
+                 verdict "inconclusive", never OK
   noise          the layer draws random numbers in training (Dropout): the check reads Keras's draw and gives
                  the same mask to the numpy side (set_noise)
   refuse         (config) → why a configuration is not checkable, or None
