@@ -86,3 +86,15 @@ def test_the_report_names_keras_details_per_class():
     assert "(2, 3H)" in notes["GRU(reset_after)"] and "z·h_{t−1} + (1 − z)·hh" in notes["GRU(reset_after)"]
     assert "reset_after=False" in notes["GRU(reset_before)"] and "sigmoid" in notes["GRU(reset_before)"]
     assert "tanh" in notes["SimpleRNN"] and "(i, f, c, o)" not in notes["SimpleRNN"]
+
+
+def test_past_the_forms_memory_the_bound_falls_back_to_absolute_values_and_never_to_a_wrong_ok(monkeypatch):
+    from compare import bounds_recurrent
+    layer, x = keras_like("GRU(reset_after)", 0)
+    assert bounds_recurrent.symbols("GRU", x.shape, 6) == 2 * 30 * 6  # room for the forms at this size
+    monkeypatch.setattr(bounds_recurrent, "FORMS_BYTES", 0)
+    assert bounds_recurrent.symbols("GRU", x.shape, 6) == 0
+    report = check_layer(layer, x)  # correct: compounded bounds may be too coarse to vouch, never a FAIL
+    assert report["first_mismatch"] is None and report["verdict"] in ("OK", "inconclusive")
+    report = check_layer(_off(keras_like("GRU(reset_after)", 0)[0], 2), x)  # drecurrent_kernel off by 1e-7
+    assert report["ok"] is False and report["verdict"] in ("FAIL", "inconclusive")
