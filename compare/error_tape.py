@@ -75,7 +75,28 @@ def _sum_forms(a, b, sign=1.0):
         return sign * b.c, b.ax
     if a.ax != b.ax:
         raise ValueError(f"forms on different sample axes ({a.ax} and {b.ax}) cannot be added")
-    return a.c + sign * b.c, a.ax
+    return _plus(a.c, sign * b.c), a.ax
+
+
+def _plus(c, d):
+    """c + d for forms over the first k and the first l symbols: the shorter one is 0 past its end (symbols are
+    numbered in the order they are named, so a form made before a symbol existed holds no term for it)."""
+    if c.shape[-1] < d.shape[-1]:
+        c, d = d, c
+    if c.shape[-1] == d.shape[-1]:
+        return c + d
+    out = c.copy()
+    out[..., :d.shape[-1]] += d
+    return out
+
+
+def _padded(c, k):
+    """Form c extended with zeros to k symbols."""
+    if c.shape[-1] == k:
+        return c
+    out = np.zeros(c.shape[:-1] + (k,))
+    out[..., :c.shape[-1]] = c
+    return out
 
 
 class Tape:
@@ -102,11 +123,11 @@ class Tape:
         its gradient, in `backward`, is named the same way. Without room for symbols: a unchanged."""
         if a.v.ndim == 0 or self.used + a.v[0].size > self.symbols:
             return a
-        n, size = a.v.shape[0], a.v[0].size
-        c = np.zeros(a.v.shape + (self.symbols,)) if a.c is None else a.c.copy()
-        flat = c.reshape(n, size, self.symbols)
-        flat[:, np.arange(size), self.used + np.arange(size)] += a.e.reshape(n, size)
-        self.used += size
+        n, size, k = a.v.shape[0], a.v[0].size, self.used + a.v[0].size
+        c = np.zeros(a.v.shape + (k,)) if a.c is None else _padded(a.c, k)
+        flat = c.reshape(n, size, k)
+        flat[:, np.arange(size), self.used + np.arange(size)] = a.e.reshape(n, size)
+        self.used = k
         node = self._new(a.v, np.zeros_like(a.e), np.abs(a.v), (a,), lambda g: [g], c, 0)
         node.state = True
         return node
@@ -129,7 +150,7 @@ class Tape:
         parts = [(_trail(y, x) * x.c, x.ax) for x, y in ((a, b.v), (b, a.v)) if x.c is not None]
         if len(parts) == 2 and parts[0][1] != parts[1][1]:
             raise ValueError(f"forms on different sample axes ({a.ax} and {b.ax}) cannot be multiplied")
-        c, ax = (sum(p for p, _ in parts), parts[0][1]) if parts else (None, 0)
+        c, ax = (_plus(*(p for p, _ in parts)) if len(parts) == 2 else parts[0][0], parts[0][1]) if parts else (None, 0)
         return self._new(v, e, a.m * b.m, (a, b), lambda g: [self.mul(g, b), self.mul(g, a)], c, ax)
 
     def matmul(self, a, b):
@@ -149,8 +170,9 @@ class Tape:
         forms = [n for n in nodes if n.c is not None]
         c = None
         if forms:
-            c = np.stack([n.c if n.c is not None else np.zeros(n.v.shape + forms[0].c.shape[n.v.ndim:])
-                          for n in nodes], axis=axis)
+            k = max(n.c.shape[-1] for n in forms)
+            trail = forms[0].c.shape[forms[0].v.ndim:-1] + (k,)
+            c = np.stack([_padded(n.c, k) if n.c is not None else np.zeros(n.v.shape + trail) for n in nodes], axis=axis)
         node = self._new(*(np.stack([getattr(n, k) for n in nodes], axis=axis) for k in "vem"), tuple(nodes),
                          c=c, ax=forms[0].ax if forms else 0)
         node.back = lambda g: [Node(*(np.take(getattr(g, k), i, axis=axis) for k in "vem"),
@@ -217,7 +239,7 @@ def _matmul_forms(a, b):
             parts.append(np.einsum("pnk,nq->pqnk", a.c, b.v))
         if b.c is not None:
             parts.append(np.einsum("pn,nqk->pqnk", a.v, b.c))
-        return sum(parts), None
+        return (_plus(*parts) if len(parts) == 2 else parts[0]), None
     if not contracts and a.ax == 0 and b.c is None:
         return np.einsum("pnk,nq->pqk", a.c, b.v), 0
     raise ValueError("forms of this product are not supported (samples on both sides, not contracted)")

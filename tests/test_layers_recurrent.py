@@ -98,3 +98,10 @@ def test_past_the_forms_memory_the_bound_falls_back_to_absolute_values_and_never
     assert report["first_mismatch"] is None and report["verdict"] in ("OK", "inconclusive")
     report = check_layer(_off(keras_like("GRU(reset_after)", 0)[0], 2), x)  # drecurrent_kernel off by 1e-7
     assert report["ok"] is False and report["verdict"] in ("FAIL", "inconclusive")
+    # found by an adversarial review: over 120 steps the absolute bound overflowed to inf and NaN, and a NaN
+    # tolerance fails every element: a correct layer got FAIL. An overflowed bound allows anything: inconclusive
+    layer, x = keras_like("SimpleRNN", 0, n=1, t=120, d=4, h=16)
+    report = check_layer(layer, x)
+    assert report["verdict"] == "inconclusive" and report["first_mismatch"] is None
+    assert all(np.isfinite(c["largest_tolerance"]) for c in report["compared"])
+    assert "dx" in [c["name"] for c in report["coarse"]]
