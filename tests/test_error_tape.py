@@ -62,7 +62,7 @@ def test_named_states_bound_the_float64_error_of_values_and_gradients(exact):
 
 
 def test_named_states_do_not_compound_where_absolute_values_do(exact):
-    h_exact, du_exact = exact
+    h_exact, _ = exact
     h, du = _taped(symbols=2 * T * H)
     h_abs, du_abs = _taped(symbols=0)  # no room for symbols: absolute values alone
     assert h_abs.c is None and np.all(np.abs(h_abs.v - h_exact) <= h_abs.bound())
