@@ -19,22 +19,23 @@ def compare(quantity, name, mine, keras, tol):
         diff = np.subtract(mine, keras)
         np.abs(diff, out=diff)
         if lowest > 0:  # every bound of the check has a floor: no 0/0
-            ratio = np.divide(diff, tol)
+            ratio = np.divide(diff, tol, out=diff)  # diff is ours: one array for both
         else:  # 0 where equal, inf where not at tolerance 0
             ratio = np.divide(diff, tol, out=np.zeros_like(diff), where=diff != 0)
-        bad = ~(ratio <= 1 + TOLERANCE_EVALUATION)  # a NaN on either side, or beyond the tolerance
+        # a NaN on either side, or beyond the tolerance
+        mismatched = ratio.size - int(np.count_nonzero(ratio <= 1 + TOLERANCE_EVALUATION))
         if not (finite and lowest >= 0):  # a tolerance that is NaN, inf or negative: nothing passes
-            bad[...] = True
+            mismatched = ratio.size
             ratio[...] = np.inf
-    result = {"quantity": quantity, "name": name, "size": int(keras.size), "mismatched": int(bad.sum()),
+    result = {"quantity": quantity, "name": name, "size": int(keras.size), "mismatched": mismatched,
               "largest_tolerance": float(tol.max()) if keras.size and finite else None,
-              "largest_value": float(np.abs(keras).max()) if keras.size else 0.0}
+              "largest_value": float(max(keras.max(), -keras.min())) if keras.size else 0.0}
     if keras.size == 0:
         return {**result, "largest_ratio": 0.0}
     at = np.unravel_index(int(np.argmax(ratio)), keras.shape)  # a NaN ranks first
     largest = float(ratio[at])
     return {**result, "largest_ratio": np.inf if largest != largest else largest, "index": [int(i) for i in at],
-            "numpy": float(mine[at]), "keras": float(keras[at]), "abs_diff": float(diff[at]),
+            "numpy": float(mine[at]), "keras": float(keras[at]), "abs_diff": float(abs(mine[at] - keras[at])),
             "tolerance": float(tol[at])}
 
 
