@@ -68,15 +68,16 @@ FORMS_BYTES = 2 ** 30
 
 def symbols(cls, shape, units):
     """The error symbols per sample for a layer of class cls at x of `shape` (N, T, D): 2·T·S, or 0 where
-    their forms would pass FORMS_BYTES: about 16 recorded values of the gates' width per step, and 6 copies of
-    each weight's gradient (measured with tracemalloc at N 4, T 50, D 8, H 16: the peak is 210 MB against this
+    their forms would pass FORMS_BYTES: about 16 recorded values of the gates' width per step, 6 copies of
+    each weight's gradient, and the gradient of each x_t, held to the end (found by a review: with D ≫ H those
+    dominate) (measured with tracemalloc at N 4, T 50, D 8, H 16: the peak is 210 MB against this
     estimate's 295 for SimpleRNN, 447 against 884 for GRU)."""
     n, t, d = shape[0], shape[1], shape[2]
     state = 2 * units if cls == "LSTM" else units
     width = {"SimpleRNN": 1, "LSTM": 4, "GRU": 3}[cls] * units
     k = 2 * t * state
     forward = 16 * n * width * state * t * (t + 1) / 2
-    gradients = 6 * (d + units + 2) * width * n * k
+    gradients = 6 * (d + units + 2) * width * n * k + n * d * t * k  # weights', and the T gradients of x_t
     return k if 8 * (forward + gradients) <= FORMS_BYTES else 0
 
 

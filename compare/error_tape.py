@@ -120,7 +120,10 @@ class Tape:
 
     def name(self, a):
         """a (samples along axis 0) with its e turned into symbols of its own, one per element and sample;
-        its gradient, in `backward`, is named the same way. Without room for symbols: a unchanged."""
+        its gradient, in `backward`, is named the same way. Without room for symbols: a unchanged.
+
+        Its m restarts at |a|: a state (and its gradient) is a value both sides store and then use, so no order
+        of evaluation regroups a sum across it; m carried on would compound through |U| like e did."""
         if a.v.ndim == 0 or self.used + a.v[0].size > self.symbols:
             return a
         n, size, k = a.v.shape[0], a.v[0].size, self.used + a.v[0].size

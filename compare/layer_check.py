@@ -170,7 +170,9 @@ def _coarse(compared, dtype):
     COARSE of their largest value."""
     found = []
     for c in compared:
-        if c["quantity"] != "state" and c.get("largest_value") and c.get("largest_tolerance") is not None:
+        if c["quantity"] != "state" and c.get("largest_tolerance") == np.finfo(np.float64).max:
+            found.append({"name": c["name"], "resolution": float("inf")})  # an overflowed bound: even of zeros
+        elif c["quantity"] != "state" and c.get("largest_value") and c.get("largest_tolerance") is not None:
             resolution = c["largest_tolerance"] / c["largest_value"]
             if resolution > COARSE[dtype]:
                 found.append({"name": c["name"], "resolution": resolution})

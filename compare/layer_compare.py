@@ -29,7 +29,7 @@ def compare(quantity, name, mine, keras, tol):
             ratio[...] = np.inf
     result = {"quantity": quantity, "name": name, "size": int(keras.size), "mismatched": mismatched,
               "largest_tolerance": float(tol.max()) if keras.size and finite else None,
-              "largest_value": float(max(keras.max(), -keras.min())) if keras.size else 0.0}
+              "largest_value": float(max(keras.max(), -keras.min())) + 0.0 if keras.size else 0.0}  # no −0.0
     if keras.size == 0:
         return {**result, "largest_ratio": 0.0}
     at = np.unravel_index(int(np.argmax(ratio)), keras.shape)  # a NaN ranks first

@@ -20,10 +20,14 @@ def verdict_line(report):
     m = report["first_mismatch"]
     cls = report["layer"]["class_name"]
     if m is None and report.get("coarse"):
-        coarse = ", ".join(f"{c['name']} ({c['resolution']:.2g} of its largest value)" for c in report["coarse"])
+        coarse = ", ".join(f"{c['name']} ({c['resolution']:.2g} of its largest value)" if c["resolution"] != float("inf")
+                           else f"{c['name']} (its bound overflowed)" for c in report["coarse"])
+        why = ("a bound carried with absolute values over a long sequence, past the memory of the signed one, "
+               "compounds" if any(c["resolution"] == float("inf") for c in report["coarse"]) else
+               "rounding alone can move these values that much: gradients through gates saturated near ±1, where "
+               "1 − h² and 1 − z keep few digits")
         return (f"verdict: INCONCLUSIVE: every element agrees, but the bound is too coarse to call that an OK for "
-                f"{coarse}: a mistake that large would pass (rounding alone can move these values that much: gradients through gates "
-                f"saturated near ±1, where 1 − h² and 1 − z keep few digits)")
+                f"{coarse}: a mistake that large would pass ({why})")
     if m is None:
         return (f"verdict: OK: the numpy layer and Keras's {cls} agree on every element of "
                 f"{', '.join(c['name'] for c in report['compared'])}")

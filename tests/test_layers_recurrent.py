@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from compare import adapters, check_layer
+from compare import adapters, check_layer, layer_check
+from compare.layer_report import verdict_line
 from keras_impl import convert
 from layer_cases_recurrent import KINDS, case, keras_like
 from numpy_impl.layers import recurrent as R
@@ -92,6 +93,8 @@ def test_past_the_forms_memory_the_bound_falls_back_to_absolute_values_and_never
     from compare import bounds_recurrent
     layer, x = keras_like("GRU(reset_after)", 0)
     assert bounds_recurrent.symbols("GRU", x.shape, 6) == 2 * 30 * 6  # room for the forms at this size
+    # x_t's gradients hold forms too: with D ≫ H they dominate (8 × 300 × 500 × 1,000 symbols: 9.6 GB)
+    assert bounds_recurrent.symbols("SimpleRNN", (8, 500, 300), 1) == 0
     monkeypatch.setattr(bounds_recurrent, "FORMS_BYTES", 0)
     assert bounds_recurrent.symbols("GRU", x.shape, 6) == 0
     report = check_layer(layer, x)  # correct: compounded bounds may be too coarse to vouch, never a FAIL
@@ -105,3 +108,9 @@ def test_past_the_forms_memory_the_bound_falls_back_to_absolute_values_and_never
     assert report["verdict"] == "inconclusive" and report["first_mismatch"] is None
     assert all(np.isfinite(c["largest_tolerance"]) for c in report["compared"])
     assert "dx" in [c["name"] for c in report["coarse"]]
+    assert "dx (its bound overflowed)" in verdict_line(report)
+    # an overflowed bound on a tensor whose values are all 0 (dout 0 there) is inconclusive too, never OK
+    # (found by a review: the 10⁻⁶-of-the-largest-value rule skips a tensor of zeros)
+    compared = [{"quantity": "weight_gradient", "name": "dbias", "largest_value": 0.0,
+                 "largest_tolerance": float(np.finfo(np.float64).max)}]
+    assert layer_check._coarse(compared, "float64") == [{"name": "dbias", "resolution": float("inf")}]
