@@ -16,6 +16,7 @@ with h_0 = c_0 = 0. Each element's tolerance is both sides' bound, 2·E, times R
 import numpy as np
 
 from .error_tape import Tape
+from .rounding import UNBOUNDED
 
 # The tape's bound is first order (plus products of errors) and follows Keras's order of operations; the margin
 # covers what it leaves out: second-order terms through tanh/σ (their slopes change within the error interval)
@@ -56,7 +57,7 @@ def _finite(tolerance):
     float, never inf or NaN, which would fail every element (compare/layer_compare.py); the verdict is then
     "inconclusive" (compare/layer_check.COARSE), never OK and never FAIL."""
     with np.errstate(invalid="ignore"):
-        return np.where(np.isfinite(tolerance), tolerance, np.finfo(np.float64).max)
+        return np.where(np.isfinite(tolerance), tolerance, UNBOUNDED)
 
 
 # The forms' memory: a value recorded at step t holds t·S numbers per element (S the state's size, named once

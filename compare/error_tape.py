@@ -67,15 +67,17 @@ def _trail(x, node):
     return x[..., None] if node.ax is not None else x[..., None, None]
 
 
-def _sum_forms(a, b, sign=1.0):
-    """The forms of a ± b (either may have none)."""
-    if b.c is None:
-        return a.c, a.ax
-    if a.c is None:
-        return sign * b.c, b.ax
-    if a.ax != b.ax:
-        raise ValueError(f"forms on different sample axes ({a.ax} and {b.ax}) cannot be added")
-    return _plus(a.c, sign * b.c), a.ax
+def _summed(*parts):
+    """(c, ax): the sum of the forms (c, ax) that are not None, all on one sample axis; (None, 0) if none is."""
+    parts = [(c, ax) for c, ax in parts if c is not None]
+    if not parts:
+        return None, 0
+    if len({ax for _, ax in parts}) > 1:
+        raise ValueError(f"forms on different sample axes ({', '.join(str(ax) for _, ax in parts)}) cannot be added")
+    c = parts[0][0]
+    for d, _ in parts[1:]:
+        c = _plus(c, d)
+    return c, parts[0][1]
 
 
 def _plus(c, d):
@@ -137,7 +139,7 @@ class Tape:
 
     def add(self, a, b, sign=1.0):
         u = self.u
-        c, ax = _sum_forms(a, b, sign)
+        c, ax = _summed((a.c, a.ax), (None if b.c is None else sign * b.c, b.ax))
         return self._new(a.v + sign * b.v, a.e + b.e + u * (a.m + b.m), a.m + b.m, (a, b),
                          lambda g: [g, g if sign > 0 else self.neg(g)], c, ax)
 
@@ -150,10 +152,7 @@ class Tape:
     def mul(self, a, b):
         v = a.v * b.v
         e = np.abs(a.v) * b.e + np.abs(b.v) * a.e + a.bound() * b.bound() + self.u * np.abs(v)
-        parts = [(_trail(y, x) * x.c, x.ax) for x, y in ((a, b.v), (b, a.v)) if x.c is not None]
-        if len(parts) == 2 and parts[0][1] != parts[1][1]:
-            raise ValueError(f"forms on different sample axes ({a.ax} and {b.ax}) cannot be multiplied")
-        c, ax = (_plus(*(p for p, _ in parts)) if len(parts) == 2 else parts[0][0], parts[0][1]) if parts else (None, 0)
+        c, ax = _summed(*((_trail(y, x) * x.c, x.ax) for x, y in ((a, b.v), (b, a.v)) if x.c is not None))
         return self._new(v, e, a.m * b.m, (a, b), lambda g: [self.mul(g, b), self.mul(g, a)], c, ax)
 
     def matmul(self, a, b):
@@ -237,12 +236,8 @@ def _matmul_forms(a, b):
         return None, 0
     contracts = (a.c is not None and a.ax == 1) or (b.c is not None and b.ax == 0)
     if contracts and (a.c is None or a.ax == 1) and (b.c is None or b.ax == 0):
-        parts = []
-        if a.c is not None:
-            parts.append(np.einsum("pnk,nq->pqnk", a.c, b.v))
-        if b.c is not None:
-            parts.append(np.einsum("pn,nqk->pqnk", a.v, b.c))
-        return (_plus(*parts) if len(parts) == 2 else parts[0]), None
+        return _summed((None if a.c is None else np.einsum("pnk,nq->pqnk", a.c, b.v), None),
+                       (None if b.c is None else np.einsum("pn,nqk->pqnk", a.v, b.c), None))
     if not contracts and a.ax == 0 and b.c is None:
         return np.einsum("pnk,nq->pqk", a.c, b.v), 0
     raise ValueError("forms of this product are not supported (samples on both sides, not contracted)")

@@ -19,7 +19,7 @@ from .data import refuse_subnormal
 from .environment import DTYPES, use_backend
 from .errors import InputError, show
 from .layer_compare import compare, shape_mismatch
-from .rounding import UNIT_ROUNDOFF
+from .rounding import UNBOUNDED, UNIT_ROUNDOFF
 from .rules import layers as layer_rules
 from .version import SCHEMA_VERSION
 
@@ -170,7 +170,7 @@ def _coarse(compared, dtype):
     COARSE of their largest value."""
     found = []
     for c in compared:
-        if c["quantity"] != "state" and c.get("largest_tolerance") == np.finfo(np.float64).max:
+        if c["quantity"] != "state" and c.get("largest_tolerance") == UNBOUNDED:
             found.append({"name": c["name"], "resolution": float("inf")})  # an overflowed bound: even of zeros
         elif c["quantity"] != "state" and c.get("largest_value") and c.get("largest_tolerance") is not None:
             resolution = c["largest_tolerance"] / c["largest_value"]

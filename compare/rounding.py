@@ -16,6 +16,11 @@ UNIT_ROUNDOFF = {"float64": 2.0 ** -53, "float32": 2.0 ** -24}
 TRANSCENDENTAL = 16.0
 
 
+# The tolerance of a bound that overflowed: it allows anything, so a check that meets it can vouch for nothing
+# there ("inconclusive", compare/layer_check.py), and, unlike inf or NaN, it fails no element by itself.
+UNBOUNDED = float(np.finfo(np.float64).max)
+
+
 def underflow(u):
     """The smallest normal number of the precision whose unit roundoff is u: below it a result may be
     subnormal (relative error unbounded) or flushed to zero, an absolute error of at most this much."""
