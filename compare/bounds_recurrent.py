@@ -27,17 +27,18 @@ from .rounding import UNBOUNDED
 RECURRENT_MARGIN = 2.0
 
 
-def recurrent(layer, x, dout, weights, training, u, floor):
+def recurrent(layer, x, dout, weights, training, u, floor, e_dout=None):
     """{"output", "input_gradient", "weights": [kernel, recurrent_kernel, bias], "state": []} for the built
-    Keras layer `layer` (SimpleRNN, LSTM or GRU) at x (N, T, D) and dout ((N, T, H) or (N, H))."""
+    Keras layer `layer` (SimpleRNN, LSTM or GRU) at x (N, T, D) and dout ((N, T, H) or (N, H)); e_dout: one
+    side's bound on dout's own error (None: exact), carried back by the tape with absolute values."""
     cls = type(layer).__name__
     if cls not in CELLS:
         raise ValueError(f"no recurrent bound for {cls}; expected one of {', '.join(CELLS)}")
     with np.errstate(over="ignore", invalid="ignore"):  # a compounding fallback bound may overflow: see _finite
-        return _recurrent(cls, layer, x, dout, weights, u, floor)
+        return _recurrent(cls, layer, x, dout, weights, u, floor, e_dout)
 
 
-def _recurrent(cls, layer, x, dout, weights, u, floor):
+def _recurrent(cls, layer, x, dout, weights, u, floor, e_dout=None):
     tape = Tape(u, symbols(cls, x.shape, layer.units))
     names = [v.path.split("/")[-1] for v in layer.trainable_weights]
     leaves = dict(zip(names, (tape.leaf(w) for w in weights)))
@@ -45,7 +46,7 @@ def _recurrent(cls, layer, x, dout, weights, u, floor):
     hs = CELLS[cls](tape, xs, leaves, layer.units, getattr(layer, "reset_after", True))
     out = tape.stack(hs) if layer.return_sequences else hs[-1]
     wanted = xs + [leaves[n] for n in names]
-    grads = tape.backward(out, dout, wanted)
+    grads = tape.backward(out, dout, wanted, e_dout)
     dx = np.stack([g.bound() for g in grads[:len(xs)]], axis=1) if xs else np.zeros_like(x)
     scale = 2 * RECURRENT_MARGIN
     return {"output": _finite(scale * out.bound() + floor), "input_gradient": _finite(scale * dx + floor),

@@ -213,9 +213,13 @@ class Tape:
         return Node(g.v.sum(axis=axes).reshape(shape), g.e.sum(axis=axes).reshape(shape) + gamma(k, self.u) * m, m,
                     c=c, ax=ax)
 
-    def backward(self, out, dout, leaves):
-        """The gradient nodes of `leaves` for out's upstream gradient dout (exact), by reverse mode."""
-        grads, self.recording = {id(out): self.leaf(dout)}, False
+    def backward(self, out, dout, leaves, e_dout=None):
+        """The gradient nodes of `leaves` for out's upstream gradient dout, by reverse mode; e_dout: a bound on
+        dout's own error (None: exact), carried with the rules like any other error."""
+        start = self.leaf(dout)
+        if e_dout is not None:
+            start = self._new(start.v, np.broadcast_to(e_dout, start.v.shape), start.m)
+        grads, self.recording = {id(out): start}, False
         for node in reversed(list(self.nodes)):
             g = grads.pop(id(node), None)
             if g is None:

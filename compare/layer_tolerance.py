@@ -26,6 +26,12 @@ see `normalization` below. Its second-order terms are covered by a factor 2 (NOR
 
 Every bound also allows the smallest normal number per side, where a result may be subnormal or flushed
 to zero.
+
+In a network (compare/stack_check.py) the upstream gradient dout is itself inexact: each side's differs from
+the exact one by up to e_dout (one side's bound, from the layers after). That reaches dx and the weights'
+gradients through the layer's Jacobian, linearly: E += |J|ᵀ·e_dout, which each kind evaluates as its rounding
+bound (the multilinear layer on |x|, |W| with e_dout; max pooling's routing of e_dout; the activation's and the
+normalization's rules with e_dout as the error of their δ; the recurrent tape with dout's error).
 """
 import numpy as np
 
@@ -35,22 +41,26 @@ gamma_n = gamma
 from .rules import activations as activation_rules
 
 
-def bounds(entry, layer, x, dout, weights, keras_out, numpy_out, training, u, call=None):
+def bounds(entry, layer, x, dout, weights, keras_out, numpy_out, training, u, call=None, e_dout=None):
     """{"output": E, "input_gradient": E or None, "weights": [E per trainable weight]}: each element's
-    tolerance, in Keras's layout, for the layer `layer` (built, holding `weights`) at x and dout."""
-    from keras_impl.layer import forward_and_vjp
+    tolerance, in Keras's layout, for the layer `layer` (built, holding `weights`) at x and dout.
+    e_dout: one side's bound on dout's own error (None: dout is exact, as in a single-layer check)."""
+    from keras_impl.layer import forward_and_vjp, seed_state, set_seed_state
     terms = entry["terms"](layer, x.shape, keras_out.shape)
     floor = 2 * underflow(u)
     if entry["bound"] == "normalization":
-        return normalization(entry, layer, x, dout, weights, training, u, floor)
+        return normalization(entry, layer, x, dout, weights, training, u, floor, e_dout)
     if entry["bound"] == "recurrent":
         from .bounds_recurrent import recurrent
-        return recurrent(layer, x, dout, weights, training, u, floor)
+        return recurrent(layer, x, dout, weights, training, u, floor, e_dout)
     if entry["bound"] == "attention":
+        if e_dout is not None:
+            raise ValueError("MultiHeadAttention's bound takes an exact dout only")
         from .bounds_attention import attention
         return attention(layer, x, dout, weights, training, u, floor, causal=bool((call or {}).get("use_causal_mask")))
     if entry["bound"] == "activation":
-        return _activation(entry["activation"](layer.get_config()), x, dout, keras_out, numpy_out, u, floor)
+        return _activation(entry["activation"](layer.get_config()), x, dout, keras_out, numpy_out, u, floor, e_dout)
+    drawn = seed_state(layer)  # a layer that draws (Dropout): each call below draws the step's mask again
     integer = np.issubdtype(x.dtype, np.integer)
     twin_x = x if (integer or entry["bound"] == "max_pool") else np.abs(x)
     magnitudes, widen = None, 1.0
@@ -73,9 +83,21 @@ def bounds(entry, layer, x, dout, weights, keras_out, numpy_out, training, u, ca
         return t
 
     out = floor + np.zeros(keras_out.shape) if entry["bound"] == "max_pool" else tolerance(terms["output"], m_out)
-    return {"output": out,
-            "input_gradient": None if m_dx is None else tolerance(terms["input_gradient"], m_dx),
-            "weights": [tolerance(n, g) for n, g in zip(terms["weights"], m_grads)], "state": []}
+    result = {"output": out,
+              "input_gradient": None if m_dx is None else tolerance(terms["input_gradient"], m_dx),
+              "weights": [tolerance(n, g) for n, g in zip(terms["weights"], m_grads)], "state": []}
+    if e_dout is not None:  # |J|ᵀ·e_dout, evaluated in float64 with its own rounding (1 + γ), for both sides
+        set_seed_state(layer, drawn)
+        layer.set_weights([np.abs(w) for w in weights])
+        try:
+            _, p_dx, p_grads, _ = forward_and_vjp(layer, twin_x, e_dout, training, call)
+        finally:
+            layer.set_weights(weights)
+        spread = lambda n, p: 2 * (1 + gamma(n, u)) ** 2 * np.abs(p)  # noqa: E731
+        if p_dx is not None:
+            result["input_gradient"] = result["input_gradient"] + spread(terms["input_gradient"], p_dx)
+        result["weights"] = [t + spread(n, p) for t, n, p in zip(result["weights"], terms["weights"], p_grads)]
+    return result
 
 
 # Within these, every nonzero product of three of |x|, |W|, |dout| and every sum of them stays a normal float32
@@ -113,20 +135,21 @@ def _config(layer):
     return {k: v for k, v in layer.get_config().items() if k not in ("dtype", "name", "trainable")}
 
 
-def _activation(name, z, dout, keras_out, numpy_out, u, floor):
-    """2 × one side's bound, from the activation's rules: a = f(z) with z exact, dz = f'(z)·dout."""
+def _activation(name, z, dout, keras_out, numpy_out, u, floor, e_dout=None):
+    """2 × one side's bound, from the activation's rules: a = f(z) with z exact, dz = f'(z)·dout (dout's own
+    error e_dout, if any, as the rules' error of δ)."""
     rules = activation_rules.get(name)
     zeros = np.zeros_like(z)
     e_a = rules["forward_error"](z, keras_out, zeros, u)
     mine = numpy_out if numpy_out is not None and np.shape(numpy_out) == keras_out.shape else None
-    _, e_dz = rules["backward"](z, keras_out, zeros, e_a, dout, zeros, u, numpy_a=mine)
+    _, e_dz = rules["backward"](z, keras_out, zeros, e_a, dout, zeros if e_dout is None else e_dout, u, numpy_a=mine)
     return {"output": 2 * e_a + floor, "input_gradient": 2 * e_dz + floor, "weights": [], "state": []}
 
 
 NORMALIZATION_MARGIN = 2.0
 
 
-def normalization(entry, layer, x, dout, weights, training, u, floor):
+def normalization(entry, layer, x, dout, weights, training, u, floor, e_dout=None):
     """Both sides' bounds for a normalization layer over `entry["stats_axes"]` (BatchNormalization: every axis
     but the features; LayerNormalization: the features), gamma and beta per feature (the last axis).
 
@@ -143,6 +166,8 @@ def normalization(entry, layer, x, dout, weights, training, u, floor):
     Keras's autodiff differentiates out = x·inv + (β − μ·inv) term by term: Σ dout·x and μ·Σ dout are summed
     apart and cancel when |μ| ≫ σ, so the sums' bounds take X, not |x̂|.
         E(moving) = E(stat)·(1 − momentum) + u·|stat| + 3u·(|moving·momentum| + |stat·(1 − momentum)|)
+    dout's own error e_dout (in a network) adds its image under the exact Jacobian, with h = |γ|·e_dout:
+        dx: inv·(h + mean h + |x̂|·mean(h·X)) (training), |inv·γ|·e_dout (inference);  dγ: Σ e_dout·X;  dβ: Σ e_dout
     """
     config = layer.get_config()
     names = [v.name for v in layer.weights]
@@ -189,6 +214,15 @@ def normalization(entry, layer, x, dout, weights, training, u, floor):
     n = int(np.prod([x.shape[a] for a in rows]))
     e_dgamma = gamma_n(n + 2, u) * np.abs(dout * mag).sum(axis=rows) + (np.abs(dout) * e_xhat).sum(axis=rows)
     e_dbeta = gamma_n(n, u) * np.abs(dout).sum(axis=rows)
+    if e_dout is not None:
+        if batch_stats:
+            h = np.abs(gamma) * e_dout
+            e_dx = e_dx + inv * (h + h.mean(axis=stats, keepdims=True)
+                                 + np.abs(xhat) * (h * mag).mean(axis=stats, keepdims=True))
+        else:
+            e_dx = e_dx + np.abs(scale) * e_dout
+        e_dgamma = e_dgamma + (1 + gamma_n(n + 2, u)) * (e_dout * mag).sum(axis=rows)
+        e_dbeta = e_dbeta + (1 + gamma_n(n, u)) * e_dout.sum(axis=rows)
     grads = {"gamma": e_dgamma, "beta": e_dbeta}
     result = {"output": NORMALIZATION_MARGIN * 2 * e_out + floor,
               "input_gradient": NORMALIZATION_MARGIN * 2 * e_dx + floor,

@@ -32,7 +32,9 @@ def render(report, console):
         g = report["golden"]
         console.print(f"golden file {g['path']} (sha256 {g['sha256'][:16]}…, format v{g['format']}): Keras's "
                       "recorded trajectory, played back without Keras", markup=False, highlight=False)
-    console.print(f"network {'-'.join(map(str, net['layers']))} [{', '.join(net['activations'])}], "
+    shape = (f"{' → '.join(l['class_name'] for l in net['layers'])}" if "activations" not in net else
+             f"{'-'.join(map(str, net['layers']))} [{', '.join(net['activations'])}]")
+    console.print(f"network {shape}, "
                   f"{net['parameters']} parameters; loss {_named(net['loss'], net['loss_config'])}, "
                   f"optimizer {_named(net['optimizer'], net['optimizer_config'])}, learning rate "
                   f"{net['learning_rate']:g}", markup=False, highlight=False)
@@ -137,6 +139,9 @@ def verdict_text(report, markup=False):
     verdict = report.get("verdict")
     if report["ok"]:
         text = f"OK: numpy and Keras agree at every step checked ({checked} of {asked})"
+    elif verdict == "inconclusive":
+        text = (f"INCONCLUSIVE: every element of the {checked} steps is within its tolerance, but rounding leaves some "
+                "tensors too coarse to pass a small mistake (see the notes)")
     elif verdict == "incomplete":
         text = (f"INCOMPLETE: numpy and Keras agree on the {checked} steps compared, but "
                 f"{asked} were asked for; the rest were not compared (see the notes)")

@@ -9,7 +9,8 @@ from . import program
 
 EPILOG = """exit status: 0 when numpy and Keras agree at every step asked for, 1 on a mismatch,
 2 on bad usage or bad input (one line on stderr), 3 when they agree on every step compared but
-fewer steps were compared than asked (free-running past its drift limit), 130 on Ctrl-C.
+fewer steps were compared than asked (free-running past its drift limit) or every element agrees
+but rounding leaves a tensor too coarse to judge (inconclusive), 130 on Ctrl-C.
 
 subcommands ({prog} SUBCOMMAND --help):
   record       save the Keras side's trajectory to a golden .npz file
@@ -93,6 +94,10 @@ def parser(prog=None, record=False):
     p.add_argument("--impl", metavar="MODULE:FACTORY",
                    help="zero-argument callable returning the network to check; MODULE importable from the "
                         "current directory (default: the built-in network: the guide's, or --layers)")
+    if not record:
+        p.add_argument("--model", choices=("cnn", "cnn-bn", "lstm", "gru"),
+                       help="the project's own numpy network of that kind (numpy_impl/stack.py) on the digits, "
+                            "batches of 32, one epoch unless --steps or --epochs says otherwise")
     net = p.add_argument_group("the built-in network (numpy_impl.Network); a plug-in declares its own")
     net.add_argument("--layers", type=_widths, metavar="W0,W1,...",
                      help="every layer's width, the input included (default 3,2,1: the guide's network)")

@@ -68,7 +68,20 @@ def run(args):
     paths = outputs.requested(args)
     for option, path in paths.items():
         writable(path, option)
-    if args.impl is not None:
+    if args.model is not None:
+        given = [f"--{name.replace('_', '-')}" for name in NETWORK_OPTIONS if getattr(args, name) is not None]
+        if args.impl is not None or given:
+            raise InputError(f"--model {args.model} is the project's own network with its own layers, loss and "
+                             f"optimizer; received also {', '.join(([f'--impl {args.impl}'] if args.impl else []) + given)}")
+        from numpy_impl.stack import MODELS
+        network = MODELS[args.model](args.seed)
+        if args.data == "guide":
+            args.data = "digits"
+        if args.batch_size is None:
+            args.batch_size = 32
+        if args.steps is None and args.epochs is None:
+            args.epochs = 1
+    elif args.impl is not None:
         given = [f"--{name.replace('_', '-')}" for name in NETWORK_OPTIONS if getattr(args, name) is not None]
         if given:
             raise InputError(f"{', '.join(given)} {'describes' if len(given) == 1 else 'describe'} the built-in "
@@ -77,6 +90,9 @@ def run(args):
     else:
         network = builtin_network(args)
     shape = shape_hint(network) if args.data == "random" else (None, None)
+    if args.data == "guide" and protocol.attribute(network, "layers", None) is not None:
+        raise InputError("the guide's data (3 inputs) is for Dense networks; a network with layers needs --data "
+                         "digits or --data PATH.npz")
     X, y = data.load(args.data, *shape, loss=protocol.attribute(network, "loss", "mse"), seed=args.seed)
     from ..checking import check
     update, close = _progress_bar()
@@ -113,7 +129,7 @@ def finish(result, paths, quiet):
     return exit_code(result)
 
 
-EXIT_CODES = {"ok": 0, "mismatch": 1, "incomplete": 3, "diverged": 4}
+EXIT_CODES = {"ok": 0, "mismatch": 1, "incomplete": 3, "diverged": 4, "inconclusive": 3}
 
 
 def exit_code(report):

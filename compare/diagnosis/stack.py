@@ -1,0 +1,156 @@
+"""The diagnosis of a layered network's first mismatch (compare/stack_check.py): the layer, and the cause where
+the numbers show one, else what the comparison rules out.
+
+Each layer's output is Keras's layer on the numpy side's own input, so a forward mismatch is in that layer. The
+gradients are compared last layer first: the first that differs is in that layer's weight gradient or in the
+backward pass of the layers between it and the next layer whose gradients agreed (they carry dout to it).
+Causes are named only from evidence in the step's numbers: a constant factor between the sides (a flipped sign,
+a missing 1/N), the same values in another order, a dropout pattern that is not the step's mask, a moving
+statistic that fits another momentum, a step that agreed before and differs now (state kept between steps).
+"""
+import numpy as np
+
+
+def _factor(mine, ref):
+    """c where mine = c·ref over the tensor (to 1e-6 relative, on elements where ref is not tiny), else None."""
+    mine, ref = np.ravel(mine), np.ravel(ref)
+    big = np.abs(ref) > 1e-3 * np.max(np.abs(ref), initial=0)
+    if big.sum() < 1:
+        return None
+    c = mine[big] / ref[big]
+    c0 = np.median(c)
+    if not np.isfinite(c0) or c0 == 0 or np.max(np.abs(c - c0)) > 1e-6 * abs(c0):
+        return None
+    if not np.allclose(mine, c0 * ref, rtol=1e-6, atol=1e-12 * np.max(np.abs(ref))):
+        return None
+    return float(c0)
+
+
+def _factor_words(c, rows):
+    near = lambda a, b: abs(a - b) <= 1e-6 * abs(b)  # noqa: E731
+    if near(c, -1):
+        return "sign_flipped", "the sign is flipped (numpy = −Keras)"
+    if near(c, rows):
+        return "missing_mean", f"numpy = {rows} × Keras, the batch size: the mean's 1/N is missing"
+    if near(c, 1 / rows):
+        return "extra_mean", f"numpy = Keras / {rows}: divided by the batch size once too often"
+    if near(c, -rows):
+        return "sign_and_mean", f"numpy = −{rows} × Keras: the sign is flipped and the mean's 1/N is missing"
+    if near(c, 2) or near(c, 0.5):
+        return "factor_two", f"numpy = {c:g} × Keras: a factor of 2 (a squared error's 2, or ½)"
+    return "constant_factor", f"numpy = {c:.9g} × Keras, the same factor at every element"
+
+
+def explain(stop, stepper):
+    """Set stop.diagnosis, stop.causes and stop.location for the first mismatch of a layered network's step."""
+    m = stop.mismatch
+    sides, current = stepper.sides, stepper.current
+    numpy, keras, step = current["numpy"], current["keras"], m["step"]
+    rows = len(current["X"])
+    q, name = m["quantity"], m["name"]
+    causes, text = [], ""
+    if q == "forward":
+        i = sides.layer_names.index(name)
+        layer = sides.layer_names[i]
+        where = "X" if i == 0 else f"the numpy side's output of {sides.layer_names[i - 1]}"
+        text = (f"{layer} gives another output than Keras's layer on the same input ({where}, given to both): the "
+                "mistake is in this layer's forward pass")
+        mine, ref = numpy["forward"][i], keras["outputs"][i]
+        c = _factor(mine, ref)
+        cls = layer.split(":")[1]
+        if c is not None:
+            cause, words = _factor_words(c, rows)
+            causes.append(cause)
+            text += f"; {words}"
+        elif np.allclose(np.sort(mine, axis=None), np.sort(ref, axis=None), rtol=1e-9, atol=0):
+            causes.append("order")
+            text += ("; it holds Keras's values in another order (an axis order: Flatten reads an image in Keras's "
+                     "(H, W, C) order, not (C, H, W))")
+        elif cls == "Dropout" and not np.array_equal(mine == 0, ref == 0):
+            causes.append("dropout_mask")
+            text += ("; its zeros are not this step's keep-mask: the layer does not use the mask set_noise gave it for "
+                     "this step (a mask kept from an earlier step, or its own draw)")
+        elif step > 0 and stepper.checked == step:
+            causes.append("state_between_steps")
+            kept = ("its recurrent state carried from the last batch instead of starting from zeros"
+                    if cls in ("LSTM", "GRU", "SimpleRNN") else "a cache or a setting kept from the last call")
+            text += (f"; it agreed at steps 0–{step - 1} and differs now: the layer keeps something from one step to "
+                     f"the next ({kept})")
+        location = _location(step, i, layer, name)
+    elif q == "loss":
+        text = "the loss differs from Keras's on the numpy side's own output: the mistake is in the loss's value"
+        c = _factor(np.float64(numpy["loss"]), np.float64(keras["loss"]))
+        if c is not None and c != 1:
+            cause, words = _factor_words(c, rows)
+            causes.append(cause)
+            text += f"; {words}"
+        location = _location(step, len(sides.layer_names) - 1, sides.layer_names[-1], "loss")
+    elif q == "gradient":
+        k = sides.weight_names.index(name[1:])
+        i = sides.specs[k][0]
+        layer = sides.layer_names[i]
+        above = [s[0] for s in (sides.specs[j] for j in sides.trainable) if s[0] > i]
+        upto = min(above) if above else len(sides.layer_names)
+        between = sides.layer_names[i + 1:upto]
+        carried = (f" or in the backward pass of {', '.join(between)}, which carr{'ies' if len(between) == 1 else 'y'} "
+                   "the gradient to it" if between else "")
+        if above:
+            text = (f"the gradients of every layer after {layer} agree and {name} does not: the mistake is in "
+                    f"{layer}'s weight gradient{carried}")
+        else:
+            text = (f"{name}, the gradient nearest the loss, differs: the mistake is in the loss's gradient "
+                    f"(dL/d output){carried.replace(' or in', ', in') if between else ''} or in {layer}'s weight gradient")
+        j = sides.trainable.index(k)
+        c = _factor(numpy["grads"][j], keras["grads"][j])
+        if c is not None:
+            everywhere = all(_factor(g, r) is not None and abs(_factor(g, r) - c) <= 1e-6 * abs(c)
+                             for g, r in zip(numpy["grads"], keras["grads"]) if np.any(r))
+            cause, words = _factor_words(c, rows)
+            causes.append(cause)
+            text += f"; {words}"
+            if everywhere and len(numpy["grads"]) > 1:
+                causes.append("loss_gradient")
+                text += (" at every gradient of the network alike: the factor enters once, at the loss's gradient "
+                         "dL/d output")
+        location = _location(step, i, layer, name)
+    else:  # the weights after the step
+        k = sides.weight_names.index(name)
+        i = sides.specs[k][0]
+        layer = sides.layer_names[i]
+        if m.get("phase") == "after":
+            text = (f"{name}, a non-trainable weight, differs after the step: {layer}'s training call updates it "
+                    "otherwise than Keras's")
+            implied = _momentum(stepper, k)
+            if implied is not None:
+                causes.append("momentum")
+                text += f"; the numpy side's value fits a momentum of {implied:.6g} (Keras's layer: " \
+                        f"{stepper.spec['layers'][i]['config'].get('momentum', 0.99)})"
+        else:
+            text = (f"every gradient agrees and {name} after the optimizer's step does not: the mistake is in the "
+                    f"update ({stepper.spec['optimizer']})")
+            if step > 0 and stepper.checked == step and stepper.spec["optimizer"] != "sgd":
+                causes.append("optimizer_state")
+                text += (f"; it agreed at steps 0–{step - 1}: the optimizer's state for {name} (its moments) is "
+                         "not its own (shared with another weight of the same shape, or reset)")
+        location = _location(step, i, layer, name)
+    stop.diagnosis, stop.causes, stop.location = text, causes, location
+
+
+def _location(step, index, layer, tensor):
+    return {"step": int(step), "layer": layer, "layer_index": int(index), "tensor": tensor}
+
+
+def _momentum(stepper, k):
+    """The momentum μ that gives the numpy side's moving statistic from the entering one and Keras's batch
+    statistic, moving = old·μ + stat·(1 − μ), when one μ fits every element (to 1e-6); else None."""
+    keras, numpy = stepper.current["keras"], stepper.current["numpy"]
+    old, mine, ref = numpy["weights"][k], numpy["updated"][k], keras["weights_out"][k]
+    momentum = stepper.spec["layers"][stepper.sides.specs[k][0]]["config"].get("momentum", 0.99)
+    stat = (ref - old * momentum) / (1 - momentum)  # Keras's batch statistic, from its own update
+    denom = old - stat
+    ok = np.abs(denom) > 1e-6 * (np.abs(old) + np.abs(stat) + 1e-300)
+    if not ok.any():
+        return None
+    mu = (mine[ok] - stat[ok]) / denom[ok]
+    mu0 = float(np.median(mu))
+    return mu0 if np.max(np.abs(mu - mu0)) <= 1e-6 * max(abs(mu0), 1e-3) and abs(mu0 - momentum) > 1e-9 else None

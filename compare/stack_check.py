@@ -1,0 +1,379 @@
+"""check() for a network that declares `layers`: any stack of the single-layer kinds, trained step by step.
+
+Each step, in this order: the numpy side's step (forward(X), gradients(X, y), apply_gradients, get_weights),
+then Keras's (keras_impl/stack.py), in which every layer is called on the numpy side's output of the layer
+before it, so that each layer's output is compared against Keras's arithmetic on the same input; the loss on
+the numpy side's own output; the gradients through Keras's own layers. Then compared, stopping at the first
+element outside its tolerance: the weights entering the step, each layer's output (first layer first), the
+loss, each trainable weight's gradient (last layer first, the order backprop computes them in, so that the
+first mismatch is the one nearest the loss), the non-trainable weights after the step (moving statistics),
+and the trainable weights after the optimizer's update.
+
+Tolerances: each layer's from its single-layer bound (compare/layer_tolerance.py) at its numpy input and
+Keras's dout, plus the error dout carries from the layers after it (one side's bound, propagated back from
+the loss's: compare/rules/losses.py); the updates' from compare/update_tolerance.py.
+"""
+import time
+
+import numpy as np
+
+from numpy_impl.losses import smooth_labels, takes_logits
+
+from . import data, layout as layouts, protocol
+from .checking import batches, ignored_exceptions, verdict_of, _positive
+from .environment import DTYPES, use_backend
+from .errors import InputError, show
+from .rounding import UNIT_ROUNDOFF
+from .rules import layers as layer_rules, losses as loss_rules
+from .tally import Stop, Tally
+from .update_tolerance import UpdateTolerance
+from .version import SCHEMA_VERSION, tool_version, DISTRIBUTION
+
+# The layer kinds a network may stack (each with its single-layer bound); MultiHeadAttention's bound takes an
+# exact dout only, and Embedding's integer input cannot follow another layer.
+STACKABLE = ("Dense", "Conv1D", "Conv2D", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D", "Flatten",
+             "Reshape", "Dropout", "BatchNormalization", "LayerNormalization", "SimpleRNN", "LSTM", "GRU", "ReLU",
+             "Softmax", "Activation")
+
+
+def read_layers(network):
+    """network.layers checked: [{"class_name", "config"}], each a known stackable kind Keras's rules accept."""
+    declared = protocol.attribute(network, "layers", None)
+    if not isinstance(declared, (list, tuple)) or not declared:
+        raise InputError(f"network.layers must be a non-empty list of {{'class_name', 'config'}} dicts; received "
+                         f"{show(declared)}")
+    out = []
+    for i, d in enumerate(declared):
+        if not isinstance(d, dict) or not isinstance(d.get("class_name"), str) or set(d) - {"class_name", "config"}:
+            raise InputError(f"network.layers[{i}] must be a dict with class_name and config; received {show(d)}")
+        config = d.get("config") or {}
+        if not isinstance(config, dict) or "dtype" in config:
+            raise InputError(f"network.layers[{i}]['config'] must be a dict of keyword arguments without dtype; "
+                             f"received {show(config)}")
+        name = d["class_name"]
+        layer_rules.get(name)
+        if name not in STACKABLE:
+            raise InputError(f"network.layers[{i}] is {name}, which a layered network cannot hold yet; expected one "
+                             f"of {', '.join(STACKABLE)}")
+        why = layer_rules.get(name)["refuse"](config)
+        if why:
+            raise InputError(f"network.layers[{i}] {name}: {why}")
+        out.append({"class_name": name, "config": dict(config)})
+    return out
+
+
+def describe(network, X, y):
+    """The network's spec: layers, layout, learning_rate and the training spec (loss, optimizer)."""
+    missing = [m for m in protocol.METHODS if not callable(protocol.attribute(network, m, None))]
+    if missing:
+        raise InputError(f"the network ({type(network).__name__}) lacks {', '.join(missing)}; a network with layers "
+                         f"needs methods {', '.join(protocol.METHODS)}")
+    layers = read_layers(network)
+    lr = protocol.attribute(network, "learning_rate", None)
+    if not protocol.finite_number(lr) or lr <= 0:
+        raise InputError(f"network.learning_rate must be a finite number > 0; received {show(lr)}")
+    given = protocol.attribute(network, "layout", None)
+    letters = None if given is None else layouts.checked(given, len(given), "network.layout")
+    spec = {"layers": layers, "layout": letters, "learning_rate": float(lr)}
+    spec.update(protocol.training_spec(network))
+    if spec["loss_scale"] != 1.0 or spec["loss_config"].get("reduction", "sum_over_batch_size") != "sum_over_batch_size":
+        raise InputError("a network with layers is checked with Keras's default loss convention (mean over the batch, "
+                         "loss_scale 1)")
+    return spec
+
+
+class Sides:
+    """The Keras model for the spec, its step and what maps the numpy side's arrays to it."""
+
+    def __init__(self, spec, X_shape, dtype):
+        from keras_impl import stack
+        try:
+            self.model = stack.build(spec["layers"], X_shape[1:], dtype)
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"Keras refuses the network's layers on input {tuple(X_shape[1:])}: "
+                             f"{str(exc).splitlines()[0]}") from None
+        self.specs = stack.weight_specs(self.model)
+        self.step = stack.ForcedStep(self.model, spec["learning_rate"], spec["loss"], spec["loss_config"],
+                                     spec["optimizer"], spec["optimizer_config"])
+        self.entries = [layer_rules.get(d["class_name"]) for d in spec["layers"]]
+        self.layout = spec["layout"]
+        names = [f"{i}:{d['class_name']}" for i, d in enumerate(spec["layers"])]
+        self.layer_names = names
+        self.weight_names = [f"{names[i]}/{w}" for i, w, _, _ in self.specs]
+        self.trainable = [k for k, s in enumerate(self.specs) if s[3]]
+        self.frozen = [k for k, s in enumerate(self.specs) if not s[3]]
+
+    @staticmethod
+    def moved(a, letters):
+        """An array in the layout `letters` moved to Keras's (images: NCHW → NHWC); others as they are."""
+        if letters is None or a.ndim != len(letters):
+            return a
+        return layouts.move(a, letters, _keras_letters(letters))
+
+    def to_keras(self, a):
+        """An array in the network's layout moved to Keras's (images: NCHW → NHWC)."""
+        if self.layout is None or a.ndim != len(self.layout):
+            return a
+        return np.ascontiguousarray(layouts.move(a, self.layout, _keras_letters(self.layout)))
+
+    def from_keras(self, a):
+        if self.layout is None or a.ndim != len(self.layout):
+            return a
+        return layouts.move(a, _keras_letters(self.layout), self.layout)
+
+
+def _keras_letters(letters):
+    """Keras's order of the same axes: batch, then space or time, then features (channels last)."""
+    feature = [c for c in letters if c in "CF"]
+    return "N" + "".join(c for c in letters if c not in "NCF") + "".join(feature)
+
+
+def check_layers(network, X, y, steps=None, epochs=None, batch_size=None, seed=0, dtype="float64", history=False,
+                 progress=None):
+    """Train the layered `network` and Keras's model of its layers side by side; the report as a dict."""
+    t0 = time.perf_counter()
+    if dtype not in DTYPES:
+        raise InputError(f"dtype must be one of {', '.join(DTYPES)}; received {dtype!r}")
+    use_backend("tensorflow")
+    X = np.asarray(X)
+    if X.ndim < 2:
+        raise InputError(f"X must have a batch axis and at least one more; received shape {X.shape}")
+    flat, y, notes = data.checked(X.reshape(len(X), -1), y, dtype)
+    spec = describe(network, X, y)
+    X = np.ascontiguousarray(Sides.moved(flat.reshape(X.shape), spec["layout"]))  # Keras's layout from here on
+    protocol.read_only(X), protocol.read_only(y)
+    batch_size = _positive("batch_size", batch_size, X.shape[0])
+    if batch_size > X.shape[0]:
+        notes.append(f"batch size {batch_size} is larger than the {X.shape[0]} rows: each step uses all of them")
+        batch_size = X.shape[0]
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InputError(f"seed must be an integer ≥ 0; received {seed!r}")
+    steps_per_epoch = -(-X.shape[0] // batch_size)
+    if steps is not None and epochs is not None:
+        raise InputError(f"give steps or epochs, not both; received steps={steps!r}, epochs={epochs!r}")
+    steps = _positive("epochs", epochs, None) * steps_per_epoch if epochs is not None else _positive("steps", steps, 100)
+    sides = Sides(spec, X.shape, dtype)
+    u = UNIT_ROUNDOFF[dtype]
+    stepper = LayerStepper(network, spec, sides, u, history)
+    t_setup = time.perf_counter()
+    schedule = batches(X.shape[0], batch_size, seed)
+    with np.errstate(all="ignore"), ignored_exceptions() as ignored:
+        try:
+            for step in range(steps):
+                epoch, rows = next(schedule)
+                stepper.epoch = epoch
+                stepper.run(step, X[rows], y[rows])
+                if progress:
+                    progress(step + 1, steps)
+        except Stop as stop:
+            stepper.stop = stop
+            stepper.checked = stepper.current["step"] + 1
+            stepper.tally.end_step()
+    notes += [f"the network's code raised {text} during the check, which Python ignored" for text in ignored]
+    stop = stepper.stop
+    verdict = verdict_of(stop, stepper.checked, steps)
+    if verdict == "ok" and stepper.coarse:
+        verdict = "inconclusive"
+        worst = max(stepper.coarse, key=lambda c: c["resolution"])
+        notes.append(f"inconclusive: the rounding of {worst['name']} (step {worst['step']}) allows differences up to "
+                     f"{worst['resolution']:.2g} of its largest value, so a mistake that small could pass; every "
+                     "element was within its tolerance (docs/layers.md, recurrent layers)")
+    from .environment import versions
+    return {
+        "schema_version": SCHEMA_VERSION, "ok": verdict == "ok", "verdict": verdict, "coarse": stepper.coarse,
+        "steps_checked": stepper.checked, "steps_requested": int(steps), "mode": "synced", "golden": None,
+        "dtype": dtype, "backend": "tensorflow", "computed_dtype": dtype, "device": "cpu",
+        "network": {"layers": spec["layers"], "layout": spec["layout"], "learning_rate": spec["learning_rate"],
+                    "loss": spec["loss"], "loss_config": spec["loss_config"], "optimizer": spec["optimizer"],
+                    "optimizer_config": spec["optimizer_config"],
+                    "parameters": int(sum(np.prod(s[2]) for s in sides.specs if s[3])),
+                    "type": type(network).__name__},
+        "data": {"rows": int(X.shape[0]), "input_shape": list(X.shape[1:]), "outputs": int(y.shape[1]),
+                 "batch_size": batch_size, "steps_per_epoch": steps_per_epoch,
+                 "epochs_started": stepper.epoch + 1, "seed": seed},
+        "notes": notes,
+        "first_mismatch": stop.mismatch if stop else None,
+        "nonfinite": stop.nonfinite if stop else None,
+        "diagnosis": stop.diagnosis if stop else None,
+        "causes": stop.causes if stop else [],
+        "location": stop.location if stop else None,
+        "tensors": None,
+        "max_diff": stepper.tally.overall,
+        "drift": None, "referee": None,
+        "tolerance": "per element: 2 x rounding-error bound of each layer on its numpy input (docs/networks.md)",
+        "versions": {**versions(), DISTRIBUTION: tool_version()},
+        **({"history": stepper.tally.history} if history else {}),
+        "timing": {"setup_s": t_setup - t0, "steps_s": time.perf_counter() - t_setup,
+                   "total_s": time.perf_counter() - t0},
+    }
+
+
+class LayerStepper:
+    """The steps of a layered network's check: the numpy side, Keras's forced step, tolerances, comparisons."""
+
+    def __init__(self, network, spec, sides, u, history):
+        self.network, self.spec, self.sides, self.u = network, spec, sides, u
+        self.dtype = "float64" if u < 2.0 ** -30 else "float32"
+        self.tally = Tally(history)
+        self.update = UpdateTolerance(spec["optimizer"], spec["optimizer_config"], spec["learning_rate"], u)
+        self.stop, self.checked, self.epoch, self.current = None, 0, 0, None
+        self.coarse = []  # [{name, resolution, step}]: tensors whose rounding allows a mistake too large to pass
+
+    def coarse_tensors(self, keras, tol):
+        """The outputs and gradients of the layers whose rounding can own a large part of their values (recurrent
+        layers: compare/layer_check.COARSE) where the largest tolerance passes COARSE of the largest value."""
+        from .layer_check import _coarse
+        sides, compared = self.sides, []
+        for i, entry in enumerate(sides.entries):
+            if not entry["may_be_coarse"]:
+                continue
+            pairs = [(sides.layer_names[i], keras["outputs"][i], tol["forward"][i])]
+            pairs += [("d" + sides.weight_names[k], keras["grads"][j], tol["grads"][j])
+                      for j, k in enumerate(sides.trainable) if sides.specs[k][0] == i]
+            compared += [{"quantity": "output", "name": n, "largest_value": float(np.max(np.abs(v), initial=0)),
+                          "largest_tolerance": float(np.max(t, initial=0))} for n, v, t in pairs]
+        return _coarse(compared, self.dtype)
+
+    # --- the numpy side --------------------------------------------------------------------------------
+    def numpy_step(self, X, y, masks):
+        """{weights, forward, loss, grads, updated} of the numpy network's step, in Keras's layouts and order;
+        an InputError for a broken protocol."""
+        net, sides = self.network, self.sides
+        shapes = [s[2] for s in sides.specs]
+        weights = self._weights("network.get_weights()", shapes)
+        if masks:
+            set_noise = protocol.attribute(net, "set_noise", None)
+            if not callable(set_noise):
+                raise InputError("the network has Dropout layers: it needs set_noise(masks) to receive the keep-masks "
+                                 "the check gives both sides, one per Dropout layer")
+            protocol.call("network.set_noise(masks)", set_noise,
+                          [protocol.read_only(sides.from_keras(m).copy()) for m in masks])
+        got = protocol.call("network.forward(X)", net.forward, protocol.read_only(sides.from_keras(X).copy()))
+        n = len(sides.layer_names)
+        if not isinstance(got, (list, tuple)) or len(got) != n:
+            raise InputError(f"network.forward(X) must return a list of {n} arrays, one per layer; received "
+                             f"{type(got).__name__}{f' of {len(got)}' if isinstance(got, (list, tuple)) else ''}")
+        forward = [sides.to_keras(np.array(protocol.as_float_array(a, f"network.forward(X) item {i}")))
+                   for i, a in enumerate(got)]
+        loss, grads = protocol.checked_gradients(
+            protocol.call("network.gradients(X, y)", net.gradients, protocol.read_only(sides.from_keras(X).copy()),
+                          protocol.read_only(y.copy())),
+            [shapes[k] for k in sides.trainable])
+        grads = [np.array(g) for g in grads]
+        protocol.call("network.apply_gradients(grads)", net.apply_gradients, [g.copy() for g in grads])
+        updated = self._weights("network.get_weights() after the step", shapes)
+        return {"weights": weights, "forward": forward, "loss": loss, "grads": grads, "updated": updated}
+
+    def _weights(self, what, shapes):
+        got = protocol.call(what, self.network.get_weights)
+        if not isinstance(got, (list, tuple)) or len(got) != len(shapes):
+            expected = ", ".join(f"{n} {s}" for n, s in zip(self.sides.weight_names, shapes))
+            raise InputError(f"{what} returned {show(got, 80)}; expected {len(shapes)} arrays in Keras's order "
+                             f"(model.get_weights()): {expected}")
+        out = []
+        for name, shape, w in zip(self.sides.weight_names, shapes, got):
+            arr = np.array(protocol.as_float_array(w, f"weight {name}"))
+            if arr.shape != tuple(shape):
+                raise InputError(f"{what}: {name} has shape {arr.shape}; Keras's is {tuple(shape)}")
+            out.append(arr)
+        return out
+
+    # --- one step ----------------------------------------------------------------------------------------
+    def run(self, step, X, y):
+        sides = self.sides
+        from keras_impl.layer import seed_state
+        masks = sides.step.masks(len(X))
+        drawn = [seed_state(layer) for layer in sides.model.layers]
+        self.tally.begin_step()
+        numpy = self.numpy_step(X, y, masks)
+        self.current = {"step": step, "X": X, "y": y, "numpy": numpy}
+        if numpy["forward"][-1].shape[0] != len(X) or any(
+                a.shape != tuple(s) for a, s in zip(numpy["forward"], self._output_shapes(len(X)))):
+            bad = next(i for i, (a, s) in enumerate(zip(numpy["forward"], self._output_shapes(len(X))))
+                       if a.shape != tuple(s))
+            raise InputError(f"network.forward(X) item {bad} ({sides.layer_names[bad]}) has shape "
+                             f"{numpy['forward'][bad].shape} in Keras's layout; Keras's output is "
+                             f"{self._output_shapes(len(X))[bad]}")
+        keras = sides.step.step(numpy["weights"], X, y, numpy["forward"])
+        self.current["keras"] = keras
+        tol = self.tolerances(X, y, numpy, keras, drawn)
+        self.compare(step, numpy, keras, tol)
+        self.coarse += [dict(c, step=step) for c in self.coarse_tensors(keras, tol) if c["name"] not in
+                        {seen["name"] for seen in self.coarse}]
+        self.checked = step + 1
+        self.tally.end_step(numpy["loss"], keras["loss"])
+
+    def _output_shapes(self, rows):
+        shapes, shape = [], (rows,) + tuple(self.sides.model.inputs[0].shape[1:])
+        for layer in self.sides.model.layers:
+            shape = tuple(int(d) for d in layer.compute_output_shape(shape))
+            shapes.append(shape)
+        return shapes
+
+    def tolerances(self, X, y, numpy, keras, drawn):
+        """Each layer's output, the loss, every gradient, the state after and the updated weights' tolerances."""
+        from keras_impl.layer import set_seed_state
+        from .layer_tolerance import bounds
+        sides, spec, u = self.sides, self.spec, self.u
+        inputs = [X] + numpy["forward"][:-1]
+        layers = sides.model.layers
+        per_layer = [[keras["weights_in"][k] for k, s in enumerate(sides.specs) if s[0] == i] for i in range(len(layers))]
+        config = spec["loss_config"]
+        last = spec["layers"][-1]
+        last_activation = "softmax" if last["class_name"] == "Softmax" or (
+            last["class_name"] == "Activation" and last["config"].get("activation") == "softmax") else None
+        logits = takes_logits(spec["loss"], config.get("from_logits", False), last_activation) == "z"
+        y_used = smooth_labels(y, spec["loss"], config.get("label_smoothing", 0.0))
+        x = inputs[-1] if logits else numpy["forward"][-1]
+        e_y = 2 * u * np.abs(y) + u * config["label_smoothing"] if config.get("label_smoothing") else 0.0
+        loss_input = takes_logits(spec["loss"], config.get("from_logits", False), last_activation)
+        e_loss, _, e_dout = loss_rules.get(spec["loss"])["bounds"](loss_input, y_used, x, np.zeros_like(x), u, 1e-7,
+                                                                   e_y, None if logits else x)
+        out_tol, grad_tol, state_tol = [None] * len(layers), {}, {}
+        for i in reversed(range(len(layers))):
+            dout = keras["douts"][i]
+            skip_backward = dout is None
+            set_seed_state(layers[i], drawn[i])
+            b = bounds(sides.entries[i], layers[i], inputs[i], np.zeros_like(keras["outputs"][i]) if skip_backward
+                       else dout, per_layer[i], keras["outputs"][i], numpy["forward"][i], True, u,
+                       e_dout=None if skip_backward else e_dout)
+            out_tol[i] = b["output"]
+            if skip_backward:
+                continue
+            trainable = [k for k in sides.trainable if sides.specs[k][0] == i]
+            for k, t in zip(trainable, b["weights"]):
+                grad_tol[k] = t
+            frozen = [k for k in sides.frozen if sides.specs[k][0] == i]
+            for k, t in zip(frozen, b["state"]):
+                state_tol[k] = t
+            if b["input_gradient"] is not None:
+                e_dout = b["input_gradient"] / 2  # one side's
+        grads_tol = [grad_tol[k] for k in sides.trainable]
+        trainable_in = [keras["weights_in"][k] for k in sides.trainable]
+        trainable_out = [keras["weights_out"][k] for k in sides.trainable]
+        updated = self.update.step(trainable_in, keras["grads"], grads_tol, trainable_out, spec["learning_rate"])
+        return {"forward": out_tol, "loss": 2 * float(e_loss), "grads": grads_tol, "updated": updated,
+                "state": [state_tol.get(k, 0.0) for k in sides.frozen]}
+
+    def compare(self, step, numpy, keras, tol):
+        sides, tally = self.sides, self.tally
+        names, tr, fr = sides.weight_names, sides.trainable, sides.frozen
+        try:
+            tally.compare(step, "weights", "entering", names, numpy["weights"], keras["weights_in"],
+                          [np.zeros(())] * len(names))
+            tally.compare(step, "forward", None, sides.layer_names, numpy["forward"], keras["outputs"], tol["forward"])
+            tally.compare(step, "loss", None, ["loss"], [np.float64(numpy["loss"])], [np.float64(keras["loss"])],
+                          [np.float64(tol["loss"])])
+            order = list(reversed(range(len(tr))))  # last layer first
+            tally.compare(step, "gradient", None, ["d" + names[tr[j]] for j in order], [numpy["grads"][j] for j in order],
+                          [keras["grads"][j] for j in order], [tol["grads"][j] for j in order])
+            if fr:
+                tally.compare(step, "weights", "after", [names[k] for k in fr], [numpy["updated"][k] for k in fr],
+                              [keras["weights_out"][k] for k in fr], tol["state"])
+            tally.compare(step, "weights", "updated", [names[k] for k in tr], [numpy["updated"][k] for k in tr],
+                          [keras["weights_out"][k] for k in tr], tol["updated"])
+        except Stop as stop:
+            if stop.mismatch and not stop.nonfinite:
+                from .diagnosis.stack import explain
+                explain(stop, self)
+            raise
