@@ -268,7 +268,8 @@ class LayerStepper:
         got = protocol.call(what, self.network.get_weights)
         if not isinstance(got, (list, tuple)) or len(got) != len(shapes):
             expected = ", ".join(f"{n} {s}" for n, s in zip(self.sides.weight_names, shapes))
-            raise InputError(f"{what} returned {show(got, 80)}; expected {len(shapes)} arrays in Keras's order "
+            from .layer_check import described
+            raise InputError(f"{what} returned {described(got)}; expected {len(shapes)} arrays in Keras's order "
                              f"(model.get_weights()): {expected}")
         out = []
         for name, shape, w in zip(self.sides.weight_names, shapes, got):
@@ -364,7 +365,7 @@ class LayerStepper:
             tally.compare(step, "forward", None, sides.layer_names, numpy["forward"], keras["outputs"], tol["forward"])
             tally.compare(step, "loss", None, ["loss"], [np.float64(numpy["loss"])], [np.float64(keras["loss"])],
                           [np.float64(tol["loss"])])
-            order = list(reversed(range(len(tr))))  # last layer first
+            order = sorted(range(len(tr)), key=lambda j: -sides.specs[tr[j]][0])  # last layer first, kernel first
             tally.compare(step, "gradient", None, ["d" + names[tr[j]] for j in order], [numpy["grads"][j] for j in order],
                           [keras["grads"][j] for j in order], [tol["grads"][j] for j in order])
             if fr:

@@ -128,7 +128,14 @@ def explain(stop, stepper):
         else:
             text = (f"every gradient agrees and {name} after the optimizer's step does not: the mistake is in the "
                     f"update ({stepper.spec['optimizer']})")
-            if step > 0 and stepper.checked == step and stepper.spec["optimizer"] != "sgd":
+            same = [sides.weight_names[j] for j in sides.trainable if j < k and sides.specs[j][2] == sides.specs[k][2]]
+            stateful = stepper.update.keeps_state
+            if same and stateful:
+                causes.append("shared_shape")
+                text += (f"; {', '.join(same)} before it {'has' if len(same) == 1 else 'have'} the same shape "
+                         f"{list(sides.specs[k][2])}: an optimizer state kept per shape rather than per weight "
+                         "(a dict keyed by shape) would give this")
+            elif step > 0 and stepper.checked == step and stateful:
                 causes.append("optimizer_state")
                 text += (f"; it agreed at steps 0–{step - 1}: the optimizer's state for {name} (its moments) is "
                          "not its own (shared with another weight of the same shape, or reset)")

@@ -1,0 +1,128 @@
+"""Whole layered networks (compare/stack_check.py): the project's own CNN, CNN with batch norm and dropout, LSTM
+and GRU agree with Keras step after step; planted mistakes are caught at the right step, layer and tensor, with
+the right cause; a broken protocol is a one-line error."""
+import numpy as np
+import pytest
+
+from compare import check
+from compare.errors import InputError
+from numpy_impl import stack
+
+from network_bugs import BUGS
+
+
+@pytest.fixture(scope="module")
+def digits():
+    from sklearn.datasets import load_digits
+    d = load_digits()
+    return d.data / 16.0, np.eye(10)[d.target]
+
+
+# Steps per network in the suite: a whole epoch of the CNN (57 batches of 32); the others fewer, as each step of
+# theirs costs more (a GRU's bound carries signed forms through time: about 1 s a step at batch 32). Their 200-step
+# runs are benchmarks/networks.py's.
+STEPS = {"cnn": 57, "cnn-bn": 20, "lstm": 20, "gru": 3}
+
+
+@pytest.mark.parametrize("model", sorted(STEPS))
+def test_the_projects_networks_agree_with_keras(digits, model):
+    X, y = digits
+    report = check(stack.MODELS[model](), X, y, steps=STEPS[model], batch_size=32)
+    assert report["verdict"] == "ok", (report["diagnosis"], report["notes"])
+    assert report["steps_checked"] == STEPS[model]
+    for quantity in ("weights", "forward", "loss", "gradient"):
+        assert report["max_diff"][quantity]["compared"]
+        assert report["max_diff"][quantity]["tolerance_ratio"] <= 1
+    # every layer's output and every weight was compared: the names carry the layer's index and class
+    assert report["network"]["layers"] == stack.MODELS[model]().layers
+
+
+@pytest.mark.parametrize("bug", sorted(BUGS))
+def test_planted_bug_is_caught_at_its_layer(digits, bug):
+    factory, step, quantity, tensor, cause = BUGS[bug]
+    X, y = digits
+    report = check(factory(), X, y, steps=step + 2, batch_size=32)
+    m = report["first_mismatch"]
+    assert report["verdict"] == "mismatch", report["notes"]
+    assert (m["step"], m["quantity"], m["name"]) == (step, quantity, tensor), m
+    assert report["location"]["layer"] == tensor.lstrip("d").split("/")[0]
+    if cause is None:
+        assert report["diagnosis"]
+    else:
+        assert cause in report["causes"], report["diagnosis"]
+
+
+def test_a_mistake_of_one_part_in_ten_million_in_one_gradient_element_is_caught(digits):
+    class Off(stack.Stack):
+        def gradients(self, X, y):
+            loss, grads = super().gradients(X, y)
+            g = grads[0]
+            i = np.unravel_index(np.argmax(np.abs(g)), g.shape)
+            g[i] *= 1 + 1e-7
+            return loss, grads
+    net = stack.cnn()
+    X, y = digits
+    report = check(Off(net.modules, net.loss, net.optimizer, net.learning_rate), X, y, steps=2, batch_size=32)
+    assert (report["first_mismatch"]["quantity"], report["first_mismatch"]["name"]) == ("gradient", "d1:Conv2D/kernel")
+
+
+def test_the_moving_statistics_after_each_step_are_compared(digits):
+    class Nudged(stack.BatchNorm):  # the moving variance off by one part in 10⁹ after the update
+        def forward(self, x, training, update):
+            out = super().forward(x, training, update)
+            if update:
+                self.weights[3] = self.weights[3] * (1 + 1e-9)
+            return out
+    X, y = digits
+    net = stack.cnn(batch_norm=True)
+    net.modules[2] = Nudged(8)
+    report = check(net, X, y, steps=2, batch_size=32)
+    m = report["first_mismatch"]
+    assert (m["step"], m["quantity"], m.get("phase"), m["name"]) == (0, "weights", "after",
+                                                                      "2:BatchNormalization/moving_variance")
+
+
+class Broken(stack.Stack):
+    """A CNN whose protocol breaks in the way `how` says."""
+
+    def __init__(self, how):
+        net = stack.cnn()
+        super().__init__(net.modules, net.loss, net.optimizer, net.learning_rate)
+        self.how = how
+
+    @property
+    def layers(self):
+        if self.how == "unknown_layer":
+            return [{"class_name": "Conv3D", "config": {}}] + super().layers[1:]
+        if self.how == "activation_inside":
+            return [dict(d, config={**d["config"], "activation": "relu"}) if d["class_name"] == "Conv2D" else d
+                    for d in super().layers]
+        return super().layers
+
+    def get_weights(self):
+        w = super().get_weights()
+        return w[:-1] if self.how == "weights_missing" else [w[0].T] + w[1:] if self.how == "kernel_transposed" else w
+
+    def forward(self, X):
+        out = super().forward(X)
+        return out[:-1] if self.how == "outputs_missing" else out
+
+
+@pytest.mark.parametrize("how, words", [
+    ("unknown_layer", "Conv3D"),
+    ("activation_inside", "activation='relu' inside the layer"),
+    ("weights_missing", "returned a list of 3: [array (3, 3, 1, 8), array (8,), array (72, 10)]; expected 4 arrays"),
+    ("kernel_transposed", "1:Conv2D/kernel has shape (8, 1, 3, 3); Keras's is (3, 3, 1, 8)"),
+    ("outputs_missing", "must return a list of 7 arrays"),
+])
+def test_a_broken_protocol_is_one_line_naming_it(digits, how, words):
+    X, y = digits
+    with pytest.raises(InputError) as exc:
+        check(Broken(how), X, y, steps=1, batch_size=32)
+    assert words in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_options_a_layered_network_does_not_take_yet_are_refused(digits):
+    X, y = digits
+    with pytest.raises(InputError, match="free_running=True"):
+        check(stack.cnn(), X, y, steps=1, free_running=True)
