@@ -45,7 +45,7 @@ def bounds(entry, layer, x, dout, weights, keras_out, numpy_out, training, u, ca
     """{"output": E, "input_gradient": E or None, "weights": [E per trainable weight]}: each element's
     tolerance, in Keras's layout, for the layer `layer` (built, holding `weights`) at x and dout.
     e_dout: one side's bound on dout's own error (None: dout is exact, as in a single-layer check)."""
-    from keras_impl.layer import forward_and_vjp, seed_state, set_seed_state
+    from keras_impl.layer import forward_and_vjp, seed_state
     terms = entry["terms"](layer, x.shape, keras_out.shape)
     floor = 2 * underflow(u)
     if entry["bound"] == "normalization":
@@ -63,8 +63,13 @@ def bounds(entry, layer, x, dout, weights, keras_out, numpy_out, training, u, ca
     drawn = seed_state(layer)  # a layer that draws (Dropout): each call below draws the step's mask again
     integer = np.issubdtype(x.dtype, np.integer)
     twin_x = x if (integer or entry["bound"] == "max_pool") else np.abs(x)
-    magnitudes, widen = None, 1.0
-    if entry["bound"] == "multilinear" and not entry["noise"] and u < 2.0 ** -40:
+    magnitudes, widen, p_dx, p_grads = None, 1.0, None, None
+    if e_dout is not None:  # in a network: the magnitudes and |J|ᵀ·e_dout in one compiled call
+        from keras_impl.layer import vjps
+        m_out, dxs, grads = vjps(layer, twin_x, [np.abs(w) for w in weights], [np.abs(dout), e_dout], training,
+                                 call, drawn)
+        magnitudes, (p_dx, p_grads) = (m_out, dxs[0], grads[0], None), (dxs[1], grads[1])
+    elif entry["bound"] == "multilinear" and not entry["noise"] and u < 2.0 ** -40:
         magnitudes, widen = _in_float32(layer, twin_x, dout, weights, training, call, max(
             [terms["output"], terms["input_gradient"]] + terms["weights"]))
     if magnitudes is None:
@@ -87,12 +92,6 @@ def bounds(entry, layer, x, dout, weights, keras_out, numpy_out, training, u, ca
               "input_gradient": None if m_dx is None else tolerance(terms["input_gradient"], m_dx),
               "weights": [tolerance(n, g) for n, g in zip(terms["weights"], m_grads)], "state": []}
     if e_dout is not None:  # |J|ᵀ·e_dout, evaluated in float64 with its own rounding (1 + γ), for both sides
-        set_seed_state(layer, drawn)
-        layer.set_weights([np.abs(w) for w in weights])
-        try:
-            _, p_dx, p_grads, _ = forward_and_vjp(layer, twin_x, e_dout, training, call)
-        finally:
-            layer.set_weights(weights)
         spread = lambda n, p: 2 * (1 + gamma(n, u)) ** 2 * np.abs(p)  # noqa: E731
         if p_dx is not None:
             result["input_gradient"] = result["input_gradient"] + spread(terms["input_gradient"], p_dx)

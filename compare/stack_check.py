@@ -122,6 +122,19 @@ class Sides:
         return layouts.move(a, _keras_letters(self.layout), self.layout)
 
 
+_SIDES = {}  # built once per process for a network's layers, loss, optimizer and input shape, reset for each check
+
+
+def _sides(spec, shape, dtype):
+    import json
+    key = json.dumps([spec["layers"], list(shape[1:]), spec["loss"], spec["loss_config"], spec["optimizer"],
+                      spec["optimizer_config"], dtype], sort_keys=True, default=str)
+    if key not in _SIDES:
+        _SIDES[key] = Sides(spec, shape, dtype)
+    _SIDES[key].step.reset(spec["learning_rate"])
+    return _SIDES[key]
+
+
 def _keras_letters(letters):
     """Keras's order of the same axes: batch, then space or time, then features (channels last)."""
     feature = [c for c in letters if c in "CF"]
@@ -152,7 +165,7 @@ def check_layers(network, X, y, steps=None, epochs=None, batch_size=None, seed=0
     if steps is not None and epochs is not None:
         raise InputError(f"give steps or epochs, not both; received steps={steps!r}, epochs={epochs!r}")
     steps = _positive("epochs", epochs, None) * steps_per_epoch if epochs is not None else _positive("steps", steps, 100)
-    sides = Sides(spec, X.shape, dtype)
+    sides = _sides(spec, X.shape, dtype)
     u = UNIT_ROUNDOFF[dtype]
     stepper = LayerStepper(network, spec, sides, u, history)
     t_setup = time.perf_counter()
@@ -313,7 +326,7 @@ class LayerStepper:
 
     def tolerances(self, X, y, numpy, keras, drawn):
         """Each layer's output, the loss, every gradient, the state after and the updated weights' tolerances."""
-        from keras_impl.layer import set_seed_state
+        from keras_impl.layer import seed_state, set_seed_state
         from .layer_tolerance import bounds
         sides, spec, u = self.sides, self.spec, self.u
         inputs = [X] + numpy["forward"][:-1]
@@ -334,10 +347,14 @@ class LayerStepper:
         for i in reversed(range(len(layers))):
             dout = keras["douts"][i]
             skip_backward = dout is None
+            after = seed_state(layers[i])  # a Dropout's state after the step; its bound redraws the step's mask
             set_seed_state(layers[i], drawn[i])
-            b = bounds(sides.entries[i], layers[i], inputs[i], np.zeros_like(keras["outputs"][i]) if skip_backward
-                       else dout, per_layer[i], keras["outputs"][i], numpy["forward"][i], True, u,
-                       e_dout=None if skip_backward else e_dout)
+            try:
+                b = bounds(sides.entries[i], layers[i], inputs[i], np.zeros_like(keras["outputs"][i]) if skip_backward
+                           else dout, per_layer[i], keras["outputs"][i], numpy["forward"][i], True, u,
+                           e_dout=None if skip_backward else e_dout)
+            finally:
+                set_seed_state(layers[i], after)
             out_tol[i] = b["output"]
             if skip_backward:
                 continue

@@ -5,6 +5,7 @@ dx = d(Σ out·dout)/dx and the trainable weights' gradients, and its non-traina
 (moving statistics). TensorFlow backend.
 """
 import json
+import weakref
 
 import keras
 import numpy as np
@@ -99,3 +100,45 @@ def forward_and_vjp(layer, x, dout, training=True, call=None):
     dx = None if integer else grads.pop(0)
     grads = [np.zeros(tuple(v.shape)) if g is None else g for g, v in zip(grads, layer.trainable_weights)]
     return out.numpy(), dx, grads, [np.array(w) for w in layer.get_weights()]
+
+
+_COMPILED = weakref.WeakKeyDictionary()  # layer → {(training, call): its compiled VJPs}
+
+
+def vjps(layer, x, weights, douts, training=True, call=None, state=None):
+    """(output, [dx per dout], [[trainable weight gradients] per dout]) of `layer` on x with its weights
+    (layer.weights order) replaced by `weights`, and its random state (a Dropout's seed) by `state` where given:
+    Keras's own call through layer.stateless_call and tf.GradientTape, compiled once per layer (tf.function), so
+    that several upstream gradients cost one call. dx is None for an integer input."""
+    key = (bool(training), json.dumps(call or {}, sort_keys=True))
+    functions = _COMPILED.setdefault(layer, {})
+    if key not in functions:
+        functions[key] = tf.function(_stateless_vjps(layer, bool(training), dict(call or {})), reduce_retracing=True)
+    by_id = {id(v): w for v, w in zip(layer.weights, weights)}
+    trainable = [tf.convert_to_tensor(by_id[id(v)]) for v in layer.trainable_variables]
+    frozen = [tf.convert_to_tensor(state if state is not None and "seed_generator" in v.path else by_id.get(id(v), v.numpy()))
+              for v in layer.non_trainable_variables]
+    integer = np.issubdtype(np.asarray(x).dtype, np.integer)
+    out, dxs, grads = functions[key](tf.convert_to_tensor(x), trainable, frozen, [tf.convert_to_tensor(d) for d in douts])
+    return (out.numpy(), [None if integer else d.numpy() for d in dxs], [[g.numpy() for g in gs] for gs in grads])
+
+
+def _stateless_vjps(layer, training, call):
+    def run(x, trainable, frozen, douts):
+        integer = x.dtype.is_integer
+        with tf.GradientTape(persistent=len(douts) > 1) as tape:
+            if not integer:
+                tape.watch(x)
+            tape.watch(trainable)
+            inputs = (x,) * (3 if type(layer).__name__ in SELF_ATTENTION else 1)
+            kwargs = dict(call, training=training) if layer._call_has_training_arg else call  # call() takes it or not
+            out, _ = layer.stateless_call(trainable, frozen, *inputs, **kwargs)
+        dxs, grads = [], []
+        for d in douts:
+            g = tape.gradient(out, ([] if integer else [x]) + list(trainable), output_gradients=d,
+                              unconnected_gradients=tf.UnconnectedGradients.ZERO)
+            g = [tf.convert_to_tensor(t) for t in g]
+            dxs.append(tf.zeros([0], x.dtype) if integer else g.pop(0))
+            grads.append(g)
+        return out, dxs, grads
+    return run

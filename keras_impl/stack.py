@@ -57,7 +57,18 @@ class ForcedStep:
         self.loss_scale = float(loss_scale)
         self.optimizer = OPTIMIZERS[optimizer](learning_rate=learning_rate, **(optimizer_config or {}))
         self.optimizer.build(model.trainable_variables)
+        self._initial = [np.array(v.numpy()) for v in self.optimizer.variables + self._seeds()]
         self._step = tf.function(self._graph, reduce_retracing=True)
+
+    def _seeds(self):
+        return [v for layer in self.model.layers for v in layer.non_trainable_variables if "seed_generator" in v.path]
+
+    def reset(self, learning_rate):
+        """As built: the optimizer's state (moments, iterations) and the layers' random states (Dropout's seeds)
+        back to their first values, and the learning rate set: a later check runs exactly as the first."""
+        for variable, value in zip(self.optimizer.variables + self._seeds(), self._initial):
+            variable.assign(value)
+        self.optimizer.learning_rate = learning_rate
 
     def _graph(self, weights, X, y, inputs):
         model = self.model
