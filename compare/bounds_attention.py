@@ -88,14 +88,16 @@ def forward(x, weights, scale, causal, u):
     return f
 
 
-def backward(x, dout, weights, scale, f, u):
-    """(E(dx), [E(dWq), E(dbq), E(dWk), E(dbk), E(dWv), E(dbv), E(dWo), E(dbo)]) for the VJP of `forward`."""
+def backward(x, dout, weights, scale, f, u, e_dout=None):
+    """(E(dx), [E(dWq), E(dbq), E(dWk), E(dbk), E(dWv), E(dbv), E(dWo), E(dbo)]) for the VJP of `forward`;
+    e_dout: dout's own error (in a network), carried by the same rules (None: exact)."""
     Wq, _, Wk, _, Wv, _, Wo, _ = weights
     zero = lambda a: (a, np.zeros_like(a))  # noqa: E731
+    g = zero(dout) if e_dout is None else (dout, np.broadcast_to(e_dout, dout.shape))
     rows = x.shape[0] * x.shape[1]
-    dWo = contract("btnh,btd->nhd", f["c"], zero(dout), u)[1]
-    dbo = gamma(rows, u) * np.abs(dout).sum(axis=(0, 1))
-    dc = contract("btd,nhd->btnh", zero(dout), zero(Wo), u)
+    dWo = contract("btnh,btd->nhd", f["c"], g, u)[1]
+    dbo = gamma(rows, u) * np.abs(dout).sum(axis=(0, 1)) + (1 + gamma(rows, u)) * g[1].sum(axis=(0, 1))
+    dc = contract("btd,nhd->btnh", g, zero(Wo), u)
     dp = contract("btnh,bsnh->bnts", dc, f["v"], u)
     d_proj = {"v": contract("bnts,btnh->bsnh", f["p"], dc, u)}
     (s, e_s), (p, e_p) = f["s"], f["p"]
@@ -114,7 +116,7 @@ def backward(x, dout, weights, scale, f, u):
     return e_dx + gamma(n_dx, u) * m_dx, grads + [dWo, dbo]
 
 
-def attention(layer, x, dout, weights, training, u, floor, causal=None):
+def attention(layer, x, dout, weights, training, u, floor, causal=None, e_dout=None):
     """{"output", "input_gradient", "weights": [8 bounds in get_weights order], "state": []} for the built Keras
     MultiHeadAttention `layer` called as self-attention on x (N, T, D) with upstream gradient dout (N, T, D).
     `causal` is the call's use_causal_mask; None (not told) takes the larger of both bounds, element by element:
@@ -122,13 +124,13 @@ def attention(layer, x, dout, weights, training, u, floor, causal=None):
     if len(weights) != 8:
         raise ValueError(f"MultiHeadAttention with use_bias=True has 8 weights; received {len(weights)}")
     if causal is None:
-        both = [attention(layer, x, dout, weights, training, u, floor, flag) for flag in (False, True)]
+        both = [attention(layer, x, dout, weights, training, u, floor, flag, e_dout) for flag in (False, True)]
         return {"output": np.maximum(both[0]["output"], both[1]["output"]),
                 "input_gradient": np.maximum(both[0]["input_gradient"], both[1]["input_gradient"]),
                 "weights": [np.maximum(a, b) for a, b in zip(both[0]["weights"], both[1]["weights"])], "state": []}
     scale = keras_scale(weights[0].shape[2])
     f = forward(x, weights, scale, causal, u)
-    e_dx, e_grads = backward(x, dout, weights, scale, f, u)
+    e_dx, e_grads = backward(x, dout, weights, scale, f, u, e_dout)
     k = 2 * ATTENTION_MARGIN
     return {"output": k * f["out"][1] + floor, "input_gradient": k * e_dx + floor,
             "weights": [k * e + floor for e in e_grads], "state": []}

@@ -15,6 +15,9 @@ def load(spec, n_inputs=None, n_outputs=None, loss="mse", seed=0):
 
     'guide'   numpy_impl.seed_data();
     'digits'  scikit-learn's bundled 8×8 digits (no download), X/16 in [0, 1], y one-hot (1797, 10);
+    'sequences' 512 seeded integer sequences of 6 tokens in [1, 8) (X, ids as numbers) and, per position, the
+              token before it as a one-hot target (0 at the first position), y (512, 6, 8): what a causal
+              transformer must attend to the previous position to predict;
     'random'  64 seeded rows, X ~ N(0, 1), targets that suit the loss (N(0, 1) for mse and mae,
               0/1 for binary cross-entropy, one-hot for categorical), shaped for the network;
     a path    arrays X and y of that .npz file, loaded with allow_pickle=False.
@@ -26,6 +29,8 @@ def load(spec, n_inputs=None, n_outputs=None, loss="mse", seed=0):
         from sklearn.datasets import load_digits
         digits = load_digits()
         return digits.data / 16.0, np.eye(10)[digits.target]
+    if spec == "sequences":
+        return sequences(seed)
     if spec == "random":
         return random_data(n_inputs, n_outputs, loss, seed)
     if not os.path.isfile(spec):
@@ -163,3 +168,11 @@ def _numeric(a, name):
         raise InputError(f"{name} must be numeric; received dtype {arr.dtype}")
     with np.errstate(all="ignore"):  # a long double too large for float64 becomes inf, refused in checked()
         return arr.astype(np.float64)
+
+
+def sequences(seed=0, rows=512, length=6, tokens=8):
+    """The 'sequences' task: X (rows, length) ids in [1, tokens), y[n, t] one-hot of X[n, t − 1] (of 0 at t = 0)."""
+    rng = np.random.default_rng(seed)
+    X = rng.integers(1, tokens, size=(rows, length))
+    previous = np.concatenate([np.zeros((rows, 1), dtype=X.dtype), X[:, :-1]], axis=1)
+    return X.astype(np.float64), np.eye(tokens)[previous]

@@ -54,10 +54,9 @@ def bounds(entry, layer, x, dout, weights, keras_out, numpy_out, training, u, ca
         from .bounds_recurrent import recurrent
         return recurrent(layer, x, dout, weights, training, u, floor, e_dout)
     if entry["bound"] == "attention":
-        if e_dout is not None:
-            raise ValueError("MultiHeadAttention's bound takes an exact dout only")
         from .bounds_attention import attention
-        return attention(layer, x, dout, weights, training, u, floor, causal=bool((call or {}).get("use_causal_mask")))
+        return attention(layer, x, dout, weights, training, u, floor, causal=bool((call or {}).get("use_causal_mask")),
+                         e_dout=e_dout)
     if entry["bound"] == "activation":
         return _activation(entry["activation"](layer.get_config()), x, dout, keras_out, numpy_out, u, floor, e_dout)
     drawn = seed_state(layer)  # a layer that draws (Dropout): each call below draws the step's mask again

@@ -29,36 +29,58 @@ from .tally import Stop, Tally
 from .update_tolerance import UpdateTolerance
 from .version import SCHEMA_VERSION, tool_version, DISTRIBUTION
 
-# The layer kinds a network may stack (each with its single-layer bound); MultiHeadAttention's bound takes an
-# exact dout only, and Embedding's integer input cannot follow another layer.
+# The layer kinds a network may hold: each single-layer kind with its bound (compare/rules/layers.py), and Add,
+# which joins two branches of a graph (its bound is here: `_add`). Embedding, whose input is integer ids, comes first.
 STACKABLE = ("Dense", "Conv1D", "Conv2D", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D", "Flatten",
              "Reshape", "Dropout", "BatchNormalization", "LayerNormalization", "SimpleRNN", "LSTM", "GRU", "ReLU",
-             "Softmax", "Activation")
+             "Softmax", "Activation", "Embedding", "MultiHeadAttention", "Add")
+GRAPH_ONLY = ("Add",)
 
 
 def read_layers(network):
-    """network.layers checked: [{"class_name", "config"}], each a known stackable kind Keras's rules accept."""
+    """network.layers checked: [{"class_name", "config"[, "inputs", "call"]}], each a known kind Keras's rules
+    accept, wired to earlier layers only (−1: the network's input), Add to two, every other layer to one."""
     declared = protocol.attribute(network, "layers", None)
     if not isinstance(declared, (list, tuple)) or not declared:
         raise InputError(f"network.layers must be a non-empty list of {{'class_name', 'config'}} dicts; received "
                          f"{show(declared)}")
     out = []
     for i, d in enumerate(declared):
-        if not isinstance(d, dict) or not isinstance(d.get("class_name"), str) or set(d) - {"class_name", "config"}:
-            raise InputError(f"network.layers[{i}] must be a dict with class_name and config; received {show(d)}")
+        if not isinstance(d, dict) or not isinstance(d.get("class_name"), str) or \
+                set(d) - {"class_name", "config", "inputs", "call"}:
+            raise InputError(f"network.layers[{i}] must be a dict with class_name and config (and inputs, call); "
+                             f"received {show(d)}")
         config = d.get("config") or {}
         if not isinstance(config, dict) or "dtype" in config:
             raise InputError(f"network.layers[{i}]['config'] must be a dict of keyword arguments without dtype; "
                              f"received {show(config)}")
         name = d["class_name"]
-        layer_rules.get(name)
         if name not in STACKABLE:
-            raise InputError(f"network.layers[{i}] is {name}, which a layered network cannot hold yet; expected one "
-                             f"of {', '.join(STACKABLE)}")
-        why = layer_rules.get(name)["refuse"](config)
-        if why:
-            raise InputError(f"network.layers[{i}] {name}: {why}")
-        out.append({"class_name": name, "config": dict(config)})
+            raise InputError(f"network.layers[{i}] is {show(name)}, which a network with layers cannot hold; expected "
+                             f"one of {', '.join(STACKABLE)}")
+        if name not in GRAPH_ONLY:
+            why = layer_rules.get(name)["refuse"](config)
+            if why:
+                raise InputError(f"network.layers[{i}] {name}: {why}")
+        item = {"class_name": name, "config": dict(config)}
+        inputs = d.get("inputs", [i - 1])
+        wanted = 2 if name == "Add" else 1
+        if not isinstance(inputs, (list, tuple)) or len(inputs) != wanted or not all(
+                isinstance(j, int) and not isinstance(j, bool) and -1 <= j < i for j in inputs):
+            raise InputError(f"network.layers[{i}] {name} has inputs {show(inputs)}; expected a list of {wanted} "
+                             f"index{'es' if wanted > 1 else ''} of earlier layers (−1: the network's input X)")
+        if "inputs" in d or name == "Add":
+            item["inputs"] = list(inputs)
+        if name == "Embedding" and inputs != [-1]:
+            raise InputError(f"network.layers[{i}] Embedding takes integer ids: only the network's input X (−1)")
+        call = d.get("call") or {}
+        if call and (name != "MultiHeadAttention" or set(call) - {"use_causal_mask"}
+                     or not isinstance(call.get("use_causal_mask"), bool)):
+            raise InputError(f"network.layers[{i}] {name} has call {show(call)}; only MultiHeadAttention takes one, "
+                             "{'use_causal_mask': true or false}")
+        if call:
+            item["call"] = dict(call)
+        out.append(item)
     return out
 
 
@@ -93,9 +115,12 @@ class Sides:
             raise InputError(f"Keras refuses the network's layers on input {tuple(X_shape[1:])}: "
                              f"{str(exc).splitlines()[0]}") from None
         self.specs = stack.weight_specs(self.model)
-        self.step = stack.ForcedStep(self.model, spec["learning_rate"], spec["loss"], spec["loss_config"],
-                                     spec["optimizer"], spec["optimizer_config"])
-        self.entries = [layer_rules.get(d["class_name"]) for d in spec["layers"]]
+        self.step = stack.ForcedStep(self.model, spec["layers"], spec["learning_rate"], spec["loss"],
+                                     spec["loss_config"], spec["optimizer"], spec["optimizer_config"])
+        self.entries = [None if d["class_name"] in GRAPH_ONLY else layer_rules.get(d["class_name"])
+                        for d in spec["layers"]]
+        self.layers = self.model.stack_layers
+        self.sources = stack.sources_of(spec["layers"])
         self.layout = spec["layout"]
         names = [f"{i}:{d['class_name']}" for i, d in enumerate(spec["layers"])]
         self.layer_names = names
@@ -151,7 +176,11 @@ def check_layers(network, X, y, steps=None, epochs=None, batch_size=None, seed=0
     X = np.asarray(X)
     if X.ndim < 2:
         raise InputError(f"X must have a batch axis and at least one more; received shape {X.shape}")
-    flat, y, notes = data.checked(X.reshape(len(X), -1), y, dtype)
+    y = np.asarray(y)
+    y_shape = y.shape
+    flat, y, notes = data.checked(X.reshape(len(X), -1), y.reshape(len(y), -1) if y.ndim > 2 else y, dtype)
+    if len(y_shape) > 2:  # per position (N, T, K): checked as rows, compared as given
+        y = y.reshape(y_shape)
     spec = describe(network, X, y)
     X = np.ascontiguousarray(Sides.moved(flat.reshape(X.shape), spec["layout"]))  # Keras's layout from here on
     protocol.read_only(X), protocol.read_only(y)
@@ -178,9 +207,12 @@ def check_layers(network, X, y, steps=None, epochs=None, batch_size=None, seed=0
                 stepper.run(step, X[rows], y[rows])
                 if progress:
                     progress(step + 1, steps)
+            inference = protocol.attribute(network, "inference", None)
+            if callable(inference):  # after training: the network in inference mode, on every row
+                stepper.inference(X, inference)
         except Stop as stop:
             stepper.stop = stop
-            stepper.checked = stepper.current["step"] + 1
+            stepper.checked = stepper.current["step"] + 1 if stepper.current.get("phase") != "inference" else steps
             stepper.tally.end_step()
     notes += [f"the network's code raised {text} during the check, which Python ignored" for text in ignored]
     stop = stepper.stop
@@ -212,6 +244,7 @@ def check_layers(network, X, y, steps=None, epochs=None, batch_size=None, seed=0
         "location": stop.location if stop else None,
         "tensors": None,
         "max_diff": stepper.tally.overall,
+        "inference": stepper.inferred,
         "drift": None, "referee": None,
         "tolerance": "per element: 2 x rounding-error bound of each layer on its numpy input (docs/networks.md)",
         "versions": {**versions(), DISTRIBUTION: tool_version()},
@@ -231,6 +264,49 @@ class LayerStepper:
         self.update = UpdateTolerance(spec["optimizer"], spec["optimizer_config"], spec["learning_rate"], u)
         self.stop, self.checked, self.epoch, self.current = None, 0, 0, None
         self.coarse = []  # [{name, resolution, step}]: tensors whose rounding allows a mistake too large to pass
+        self.inferred = None  # after the steps: {"rows", "compared"} of the inference-mode comparison
+
+    def inference(self, X, method):
+        """The trained network in inference mode on every row of X: each layer's output (network.inference(X))
+        against Keras's layer called with training=False on the same input, from the same weights."""
+        from .layer_tolerance import bounds
+        from .rounding import underflow
+        sides, u = self.sides, self.u
+        weights = self._weights("network.get_weights() after training", [s[2] for s in sides.specs])
+        got = protocol.call("network.inference(X)", method, protocol.read_only(sides.from_keras(X).copy()))
+        n = len(sides.layer_names)
+        if not isinstance(got, (list, tuple)) or len(got) != n:
+            raise InputError(f"network.inference(X) must return a list of {n} arrays, one per layer; received "
+                             f"{type(got).__name__}{f' of {len(got)}' if isinstance(got, (list, tuple)) else ''}")
+        outs = [sides.to_keras(np.array(protocol.as_float_array(a, f"network.inference(X) item {i}")))
+                for i, a in enumerate(got)]
+        shapes = self._output_shapes(len(X))
+        bad = next((i for i, (a, s) in enumerate(zip(outs, shapes)) if a.shape != tuple(s)), None)
+        if bad is not None:
+            raise InputError(f"network.inference(X) item {bad} ({sides.layer_names[bad]}) has shape {outs[bad].shape} "
+                             f"in Keras's layout; Keras's output is {shapes[bad]}")
+        keras_outs = sides.step.infer(weights, X, outs)
+        tol = []
+        for i, (layer, srcs) in enumerate(zip(sides.layers, sides.sources)):
+            if sides.entries[i] is None:  # Add
+                tol.append(2 * u * np.abs(keras_outs[i]) + 2 * underflow(u))
+                continue
+            x = X if srcs[0] < 0 else outs[srcs[0]]
+            x = x.astype(np.int64) if sides.entries[i]["integer_input"] else x
+            layer_weights = [w for w, s in zip(weights, sides.specs) if s[0] == i]
+            tol.append(bounds(sides.entries[i], layer, x, np.zeros_like(keras_outs[i]), layer_weights, keras_outs[i],
+                              outs[i], False, u, self.spec["layers"][i].get("call"))["output"])
+        self.current = {"step": self.checked, "phase": "inference", "X": X, "numpy": {"forward": outs},
+                        "keras": {"outputs": keras_outs}}
+        self.tally.begin_step()
+        try:
+            self.tally.compare(self.checked, "forward", "inference", sides.layer_names, outs, keras_outs, tol)
+        except Stop as stop:
+            if stop.mismatch and not stop.nonfinite:
+                from .diagnosis.stack import explain
+                explain(stop, self)
+            raise
+        self.inferred = {"rows": int(len(X)), "compared": True}
 
     def coarse_tensors(self, keras, tol):
         """The outputs and gradients of the layers whose rounding can own a large part of their values (recurrent
@@ -238,7 +314,7 @@ class LayerStepper:
         from .layer_check import _coarse
         sides, compared = self.sides, []
         for i, entry in enumerate(sides.entries):
-            if not entry["may_be_coarse"]:
+            if entry is None or not entry["may_be_coarse"]:
                 continue
             pairs = [(sides.layer_names[i], keras["outputs"][i], tol["forward"][i])]
             pairs += [("d" + sides.weight_names[k], keras["grads"][j], tol["grads"][j])
@@ -297,7 +373,7 @@ class LayerStepper:
         sides = self.sides
         from keras_impl.layer import seed_state
         masks = sides.step.masks(len(X))
-        drawn = [seed_state(layer) for layer in sides.model.layers]
+        drawn = [seed_state(layer) for layer in sides.layers]
         self.tally.begin_step()
         numpy = self.numpy_step(X, y, masks)
         self.current = {"step": step, "X": X, "y": y, "numpy": numpy}
@@ -318,54 +394,81 @@ class LayerStepper:
         self.tally.end_step(numpy["loss"], keras["loss"])
 
     def _output_shapes(self, rows):
-        shapes, shape = [], (rows,) + tuple(self.sides.model.inputs[0].shape[1:])
-        for layer in self.sides.model.layers:
-            shape = tuple(int(d) for d in layer.compute_output_shape(shape))
-            shapes.append(shape)
-        return shapes
+        from keras_impl.stack import output_shapes
+        return output_shapes(self.sides.model, self.spec["layers"], rows)
 
     def tolerances(self, X, y, numpy, keras, drawn):
-        """Each layer's output, the loss, every gradient, the state after and the updated weights' tolerances."""
+        """Each layer's output, the loss, every gradient, the state after and the updated weights' tolerances.
+
+        Backward, last layer first: the error of the gradient reaching a layer's output, one side's, is the loss's
+        (the last layer) or the sum of what its consumers send back (each consumer's e_dx for that input), plus the
+        rounding of adding them up where several consume it (γ_{k−1}·Σ|dx|); a layer's bound adds its own."""
         from keras_impl.layer import seed_state, set_seed_state
         from .layer_tolerance import bounds
+        from .rounding import gamma, underflow
         sides, spec, u = self.sides, self.spec, self.u
-        inputs = [X] + numpy["forward"][:-1]
-        layers = sides.model.layers
-        per_layer = [[keras["weights_in"][k] for k, s in enumerate(sides.specs) if s[0] == i] for i in range(len(layers))]
+        outs, layers, L = numpy["forward"], sides.layers, len(sides.layers)
+        ins = [[X if j < 0 else outs[j] for j in srcs] for srcs in sides.sources]
+        per_layer = [[keras["weights_in"][k] for k, s in enumerate(sides.specs) if s[0] == i] for i in range(L)]
         config = spec["loss_config"]
         last = spec["layers"][-1]
         last_activation = "softmax" if last["class_name"] == "Softmax" or (
             last["class_name"] == "Activation" and last["config"].get("activation") == "softmax") else None
-        logits = takes_logits(spec["loss"], config.get("from_logits", False), last_activation) == "z"
-        y_used = smooth_labels(y, spec["loss"], config.get("label_smoothing", 0.0))
-        x = inputs[-1] if logits else numpy["forward"][-1]
-        e_y = 2 * u * np.abs(y) + u * config["label_smoothing"] if config.get("label_smoothing") else 0.0
         loss_input = takes_logits(spec["loss"], config.get("from_logits", False), last_activation)
-        e_loss, _, e_dout = loss_rules.get(spec["loss"])["bounds"](loss_input, y_used, x, np.zeros_like(x), u, 1e-7,
-                                                                   e_y, None if logits else x)
-        out_tol, grad_tol, state_tol = [None] * len(layers), {}, {}
-        for i in reversed(range(len(layers))):
+        logits = loss_input == "z"
+        y_used = smooth_labels(y, spec["loss"], config.get("label_smoothing", 0.0))
+        x = ins[-1][0] if logits else outs[-1]
+        e_y = 2 * u * np.abs(y) + u * config["label_smoothing"] if config.get("label_smoothing") else 0.0
+        rows = lambda a: a.reshape(-1, a.shape[-1]) if np.ndim(a) > 2 else a  # noqa: E731  (N, T, K): N·T rows
+        e_loss, _, e_top = loss_rules.get(spec["loss"])["bounds"](loss_input, rows(y_used), rows(x),
+                                                                  np.zeros_like(rows(x)), u, 1e-7,
+                                                                  rows(e_y) if np.ndim(e_y) else e_y,
+                                                                  None if logits else rows(x))
+        e_top = np.reshape(e_top, x.shape)
+        slot_dx, consumers = {}, {}
+        given = iter(keras["dxs"])
+        for i, srcs in enumerate(sides.sources):
+            for s, j in enumerate(srcs):
+                if j >= 0:
+                    slot_dx[(i, s)] = next(given)
+                    consumers.setdefault(j, []).append((i, s))
+        e_into = {(L - 1, 0): e_top} if logits else {}  # (consumer, slot) → one side's error of the dx it sends
+        out_tol, grad_tol, state_tol = [None] * L, {}, {}
+        floor = 2 * underflow(u)
+        for i in reversed(range(L)):
             dout = keras["douts"][i]
-            skip_backward = dout is None
+            if dout is None:  # a softmax whose loss Keras takes from its input, or a layer the loss does not reach
+                e_dout = None
+            elif i == L - 1:
+                e_dout = e_top
+            else:
+                sent = consumers.get(i, [])
+                e_dout = sum(e_into[c] for c in sent)
+                if len(sent) > 1:
+                    e_dout = e_dout + gamma(len(sent) - 1, u) * sum(np.abs(slot_dx[c]) for c in sent)
+            if sides.entries[i] is None:  # Add: out = a + b, one rounding; each input's gradient is dout exactly
+                out_tol[i] = 2 * u * np.abs(keras["outputs"][i]) + floor
+                for s in range(len(sides.sources[i])):
+                    e_into[(i, s)] = e_dout
+                continue
+            x_i = ins[i][0].astype(np.int64) if sides.entries[i]["integer_input"] else ins[i][0]
             after = seed_state(layers[i])  # a Dropout's state after the step; its bound redraws the step's mask
             set_seed_state(layers[i], drawn[i])
             try:
-                b = bounds(sides.entries[i], layers[i], inputs[i], np.zeros_like(keras["outputs"][i]) if skip_backward
-                           else dout, per_layer[i], keras["outputs"][i], numpy["forward"][i], True, u,
-                           e_dout=None if skip_backward else e_dout)
+                b = bounds(sides.entries[i], layers[i], x_i, np.zeros_like(keras["outputs"][i]) if dout is None
+                           else dout, per_layer[i], keras["outputs"][i], outs[i], True, u,
+                           spec["layers"][i].get("call"), e_dout=e_dout)
             finally:
                 set_seed_state(layers[i], after)
             out_tol[i] = b["output"]
-            if skip_backward:
+            if dout is None:
                 continue
-            trainable = [k for k in sides.trainable if sides.specs[k][0] == i]
-            for k, t in zip(trainable, b["weights"]):
+            for k, t in zip([k for k in sides.trainable if sides.specs[k][0] == i], b["weights"]):
                 grad_tol[k] = t
-            frozen = [k for k in sides.frozen if sides.specs[k][0] == i]
-            for k, t in zip(frozen, b["state"]):
+            for k, t in zip([k for k in sides.frozen if sides.specs[k][0] == i], b["state"]):
                 state_tol[k] = t
             if b["input_gradient"] is not None:
-                e_dout = b["input_gradient"] / 2  # one side's
+                e_into[(i, 0)] = b["input_gradient"] / 2  # one side's
         grads_tol = [grad_tol[k] for k in sides.trainable]
         trainable_in = [keras["weights_in"][k] for k in sides.trainable]
         trainable_out = [keras["weights_out"][k] for k in sides.trainable]

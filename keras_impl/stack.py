@@ -18,20 +18,58 @@ from .model import LOSSES, OPTIMIZERS
 
 
 def build(layers, input_shape, dtype="float64"):
-    """keras.Sequential([Input(input_shape), <class_name>(**config, dtype=dtype), ...]), floatx set first.
-    Raises TypeError or ValueError (Keras's message) for a layer Keras refuses."""
+    """The Keras model of `layers` ({"class_name", "config"[, "inputs", "call"]} each) on inputs of
+    `input_shape`, floatx set first; its layers, in the declared order, are `model.stack_layers`.
+
+    A plain stack is keras.Sequential([Input(input_shape), <class_name>(**config, dtype=dtype), ...]). Where a layer
+    names its inputs ("inputs": indices of earlier layers, −1 for the network's input; Add takes two), the model is
+    the functional keras.Model of that graph; MultiHeadAttention is called as self-attention, layer(x, x, x,
+    **call). Raises TypeError or ValueError (Keras's message) for a layer Keras refuses."""
     keras.config.set_floatx(dtype)
     made = [getattr(keras.layers, d["class_name"])(**{**d.get("config", {}), "dtype": dtype}) for d in layers]
-    return keras.Sequential([keras.Input(tuple(input_shape), dtype=dtype)] + made)
+    if not is_graph(layers):
+        model = keras.Sequential([keras.Input(tuple(input_shape), dtype=dtype)] + made)
+    else:
+        x = keras.Input(tuple(input_shape), dtype=dtype)
+        outputs = []
+        for layer, d, sources in zip(made, layers, sources_of(layers)):
+            outputs.append(call_layer(layer, [x if j < 0 else outputs[j] for j in sources], d.get("call")))
+        model = keras.Model(x, outputs[-1])
+    model.stack_layers = made
+    return model
+
+
+def is_graph(layers):
+    """Whether `layers` needs the functional API: a layer that names its inputs, or an Add."""
+    return any("inputs" in d or d["class_name"] == "Add" for d in layers)
+
+
+def sources_of(layers):
+    """Each layer's inputs: its declared "inputs", else the layer before it (−1: the network's input)."""
+    return [list(d.get("inputs", [i - 1])) for i, d in enumerate(layers)]
+
+
+def call_layer(layer, inputs, call=None, **kwargs):
+    """layer on its inputs as the graph wires them: Add on the list, MultiHeadAttention as self-attention."""
+    if isinstance(layer, keras.layers.Add):
+        return layer(inputs, **kwargs)
+    if isinstance(layer, keras.layers.MultiHeadAttention):
+        return layer(inputs[0], inputs[0], inputs[0], **(call or {}), **kwargs)
+    return layer(inputs[0], **(call or {}), **kwargs)
 
 
 def weight_specs(model):
-    """[(layer index, name, shape, trainable)] in model.get_weights() order."""
+    """[(layer index, name, shape, trainable)] in the order of the model's weights: layer by layer, as declared."""
     specs = []
-    for i, layer in enumerate(model.layers):
+    for i, layer in enumerate(model.stack_layers):
         trainable = {id(v) for v in layer.trainable_weights}
-        specs += [(i, v.path.split("/")[-1], tuple(v.shape), id(v) in trainable) for v in layer.weights]
+        specs += [(i, v.path.removeprefix(layer.path + "/"), tuple(v.shape), id(v) in trainable) for v in layer.weights]
     return specs
+
+
+def variables(model):
+    """The model's weights as variables, in weight_specs' order."""
+    return [v for layer in model.stack_layers for v in layer.weights]
 
 
 class ForcedStep:
@@ -49,8 +87,9 @@ class ForcedStep:
     The optimizer keeps its state from step to step, as in training.
     """
 
-    def __init__(self, model, learning_rate, loss="mse", loss_config=None, optimizer="sgd", optimizer_config=None,
-                 loss_scale=1.0, training=True):
+    def __init__(self, model, layers, learning_rate, loss="mse", loss_config=None, optimizer="sgd",
+                 optimizer_config=None, loss_scale=1.0, training=True):
+        self.layers = layers  # the declarations: each layer's inputs and call arguments
         self.model, self.dtype, self.training = model, model.weights[0].dtype if model.weights else "float64", training
         keras.config.set_floatx(self.dtype)
         self.loss_fn = LOSSES[loss](dtype=self.dtype, **(loss_config or {}))
@@ -61,7 +100,8 @@ class ForcedStep:
         self._step = tf.function(self._graph, reduce_retracing=True)
 
     def _seeds(self):
-        return [v for layer in self.model.layers for v in layer.non_trainable_variables if "seed_generator" in v.path]
+        return [v for layer in self.model.stack_layers for v in layer.non_trainable_variables
+                if "seed_generator" in v.path]
 
     def reset(self, learning_rate):
         """As built: the optimizer's state (moments, iterations) and the layers' random states (Dropout's seeds)
@@ -71,44 +111,76 @@ class ForcedStep:
         self.optimizer.learning_rate = learning_rate
 
     def _graph(self, weights, X, y, inputs):
-        model = self.model
-        for variable, value in zip(model.weights, weights):
+        model, layers = self.model, self.model.stack_layers
+        weights_all = variables(model)
+        for variable, value in zip(weights_all, weights):
             variable.assign(value)
-        weights_in = [tf.identity(v.value) for v in model.weights]
-        with tf.GradientTape(persistent=False) as tape:
-            outputs, previous = [], None
-            for layer, given in zip(model.layers, [X] + list(inputs[:-1])):
-                x = given if previous is None else given + (previous - tf.stop_gradient(previous))
-                previous = layer(x, training=self.training)
-                outputs.append(previous)
+        weights_in = [tf.identity(v.value) for v in weights_all]
+        sources = sources_of(self.layers)
+        with tf.GradientTape() as tape:
+            outputs, forced = [], []
+            for layer, d, srcs in zip(layers, self.layers, sources):
+                ins = [X if j < 0 else inputs[j] + (outputs[j] - tf.stop_gradient(outputs[j])) for j in srcs]
+                forced.append(ins)
+                outputs.append(call_layer(layer, ins, d.get("call"), training=self.training))
             loss = self.loss_fn(y, outputs[-1])
             loss = loss if self.loss_scale == 1.0 else loss * self.loss_scale
-        variables = model.trainable_variables
-        grads = tape.gradient(loss, list(variables) + outputs,
-                              unconnected_gradients=tf.UnconnectedGradients.NONE)
-        grads, douts = grads[:len(variables)], grads[len(variables):]
-        grads = [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g) for g, v in zip(grads, variables)]
-        self.optimizer.apply_gradients(zip(grads, variables))
+        trainable = [v for layer in layers for v in layer.trainable_weights]
+        slots = [t for ins, srcs in zip(forced, sources) for t, j in zip(ins, srcs) if j >= 0]
+        grads = tape.gradient(loss, trainable + outputs + slots, unconnected_gradients=tf.UnconnectedGradients.NONE)
+        n, L = len(trainable), len(outputs)
+        grads, douts, dxs = grads[:n], grads[n:n + L], grads[n + L:]
+        grads = [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g) for g, v in zip(grads, trainable)]
+        self.optimizer.apply_gradients(zip(grads, trainable))
         self._connected = [d is not None for d in douts]  # known when traced
         douts = [o if d is None else d for d, o in zip(douts, outputs)]
-        return weights_in, outputs, loss, grads, douts, [tf.identity(v.value) for v in model.weights]
+        dxs = [tf.zeros_like(t) if d is None else tf.convert_to_tensor(d) for d, t in zip(dxs, slots)]
+        return weights_in, outputs, loss, grads, douts, dxs, [tf.identity(v.value) for v in weights_all]
+
+    def infer(self, weights, X, inputs):
+        """Each layer's output in inference mode (training=False: moving statistics, no dropout), layer l + 1
+        called on inputs[l], from `weights`; nothing is updated."""
+        if not hasattr(self, "_infer"):
+            self._infer = tf.function(self._infer_graph, reduce_retracing=True)
+        c = lambda a: tf.convert_to_tensor(np.asarray(a), dtype=self.dtype)  # noqa: E731
+        return [np.asarray(t.numpy()) for t in self._infer([c(w) for w in weights], c(X), [c(a) for a in inputs])]
+
+    def _infer_graph(self, weights, X, inputs):
+        for variable, value in zip(variables(self.model), weights):
+            variable.assign(value)
+        return [call_layer(layer, [X if j < 0 else inputs[j] for j in srcs], d.get("call"), training=False)
+                for layer, d, srcs in zip(self.model.stack_layers, self.layers, sources_of(self.layers))]
 
     def step(self, weights, X, y, inputs):
         """The step from `weights` on X, y, layer l + 1 called on inputs[l] (the numpy side's output of layer l)."""
         c = lambda a: tf.convert_to_tensor(np.asarray(a), dtype=self.dtype)  # noqa: E731
-        w_in, outputs, loss, grads, douts, w_out = self._step([c(w) for w in weights], c(X), c(y),
-                                                             [c(a) for a in inputs])
+        w_in, outputs, loss, grads, douts, dxs, w_out = self._step([c(w) for w in weights], c(X), c(y),
+                                                                  [c(a) for a in inputs])
         arrays = lambda ts: [np.asarray(t.numpy(), dtype=np.float64) for t in ts]  # noqa: E731
         douts = [np.asarray(d.numpy()) if connected else None for d, connected in zip(douts, self._connected)]
         return {"weights_in": arrays(w_in), "outputs": arrays(outputs), "loss": float(loss.numpy()),
-                "grads": arrays(grads), "douts": douts, "weights_out": arrays(w_out)}
+                "grads": arrays(grads), "douts": douts, "dxs": arrays(dxs), "weights_out": arrays(w_out)}
 
     def masks(self, rows):
         """The keep-masks the Dropout layers' next training call will draw for a batch of `rows` rows, in the
         order of the Dropout layers (Keras's own draws, read without advancing its seed: keras_impl/layer.py)."""
-        found, shape = [], (rows,) + tuple(self.model.inputs[0].shape[1:])
-        for layer in self.model.layers:
-            if isinstance(layer, keras.layers.Dropout):
-                found.append(noise_mask(layer, shape, self.dtype))
-            shape = tuple(layer.compute_output_shape(shape))
-        return found
+        shapes = output_shapes(self.model, self.layers, rows)
+        sources = sources_of(self.layers)
+        first = (rows,) + tuple(self.model.inputs[0].shape[1:])
+        return [noise_mask(layer, first if srcs[0] < 0 else shapes[srcs[0]], self.dtype)
+                for layer, srcs in zip(self.model.stack_layers, sources) if isinstance(layer, keras.layers.Dropout)]
+
+
+def output_shapes(model, layers, rows):
+    """Each layer's output shape for a batch of `rows` rows."""
+    shapes, first = [], (rows,) + tuple(model.inputs[0].shape[1:])
+    for layer, srcs in zip(model.stack_layers, sources_of(layers)):
+        ins = [first if j < 0 else shapes[j] for j in srcs]
+        if isinstance(layer, keras.layers.Add):
+            shape = ins[0]
+        elif isinstance(layer, keras.layers.MultiHeadAttention):
+            shape = layer.compute_output_shape(ins[0], ins[0])
+        else:
+            shape = layer.compute_output_shape(ins[0])
+        shapes.append(tuple(int(d) for d in shape))
+    return shapes

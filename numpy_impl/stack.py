@@ -3,7 +3,7 @@ the project's CNN, CNN with batch norm and dropout, LSTM and GRU on the digits (
 
 A Stack keeps to the check's `layers` protocol (README, "Checking a whole network"): `layers` (each layer's
 Keras class and config), get_weights()/set_weights() in Keras's order and shapes (the mapping from the courses'
-shapes is keras_impl/convert.py's), forward(X) → every layer's output without changing any state,
+shapes is keras_impl/convert.py's), forward(X) → every layer's output without changing any state, inference(X) → the same in inference mode,
 gradients(X, y) → (loss, trainable gradients) as the training step's forward and backward (moving statistics
 updated there), apply_gradients(grads), and set_noise(masks) for the Dropout layers' keep-masks. Images are
 held channels first (layout "NCHW"); Flatten reads them in Keras's (H, W, C) order, so that the Dense kernel
@@ -32,8 +32,9 @@ class Layer:
 
     trainable = 0
 
-    def __init__(self, class_name, config, weights=(), trainable=None):
+    def __init__(self, class_name, config, weights=(), trainable=None, inputs=None):
         self.keras_layer = {"class_name": class_name, "config": config}
+        self.inputs = inputs  # indices of the layers it reads (−1: X); None: the layer before
         self.weights = [np.array(w, dtype=float) for w in weights]
         self.trainable = len(self.weights) if trainable is None else trainable
         self.cache, self.mask = None, None
@@ -221,6 +222,67 @@ class Recurrent(Layer):
                 for w in weights]
 
 
+class Embedding(Layer):
+    """Keras's Embedding(V, D): out[n, t] = W[ids[n, t]], the ids given as numbers (the check's X is float)."""
+
+    def __init__(self, W):
+        super().__init__("Embedding", {"input_dim": int(np.shape(W)[0]), "output_dim": int(np.shape(W)[1])}, [W],
+                         inputs=[-1])
+
+    def forward(self, x, training, update):
+        out, self.cache = L.embedding_forward(np.asarray(x).astype(np.int64), self.weights[0])
+        return out
+
+    def backward(self, dout):
+        return None, [L.embedding_backward(dout, self.cache)]
+
+
+class Attention(Layer):
+    """Keras's MultiHeadAttention(heads, key_dim) as self-attention, causal or not; weights in Keras's shapes."""
+
+    def __init__(self, weights, num_heads, causal, inputs):
+        super().__init__("MultiHeadAttention", {"num_heads": num_heads, "key_dim": int(np.shape(weights[0])[2])},
+                         weights, inputs=inputs)
+        self.keras_layer["call"] = {"use_causal_mask": causal}
+        self.num_heads, self.causal = num_heads, causal
+
+    def forward(self, x, training, update):
+        out, self.cache = L.mha_forward(x, *self.weights, self.num_heads, self.causal)
+        return out
+
+    def backward(self, dout):
+        return L.mha_backward(dout, self.cache)
+
+
+class LayerNorm(Layer):
+    """Keras's LayerNormalization over the last axis (ε = 1e-3)."""
+
+    def __init__(self, features, inputs=None):
+        super().__init__("LayerNormalization", {"epsilon": 1e-3}, [np.ones(features), np.zeros(features)],
+                         inputs=inputs)
+
+    def forward(self, x, training, update):
+        out, self.cache = L.layernorm_forward(x, *self.weights, {"eps": 1e-3})
+        return out
+
+    def backward(self, dout):
+        dx, dgamma, dbeta = L.layernorm_backward(dout, self.cache)
+        return dx, [dgamma, dbeta]
+
+
+class Add(Layer):
+    """Keras's Add of two layers' outputs (a residual connection): out = a + b; each input's gradient is dout."""
+
+    def __init__(self, inputs):
+        super().__init__("Add", {}, inputs=list(inputs))
+
+    def forward(self, xs, training, update):
+        return xs[0] + xs[1]
+
+    def backward(self, dout):
+        return [dout, dout], []
+
+
 class Stack:
     """A network of Layer objects trained with a Keras loss (by name) and a numpy_impl optimizer."""
 
@@ -233,7 +295,11 @@ class Stack:
 
     @property
     def layers(self):
-        return [m.keras_layer for m in self.modules]
+        return [dict(m.keras_layer, inputs=list(m.inputs)) if m.inputs is not None else m.keras_layer
+                for m in self.modules]
+
+    def _sources(self):
+        return [m.inputs if m.inputs is not None else [i - 1] for i, m in enumerate(self.modules)]
 
     def get_weights(self):
         return [w for m in self.modules for w in m.keras(m.weights)]
@@ -249,19 +315,19 @@ class Stack:
             m.mask = mask
 
     def _forward(self, X, training=True, update=False):
-        outputs, a = [], X
-        for m in self.modules:
-            a = m.forward(a, training, update)
-            outputs.append(a)
+        outputs = []
+        for m, srcs in zip(self.modules, self._sources()):
+            ins = [X if j < 0 else outputs[j] for j in srcs]
+            outputs.append(m.forward(ins if isinstance(m, Add) else ins[0], training, update))
         return outputs
 
     def forward(self, X):
         """Every layer's output in training mode; nothing changes (the moving statistics are the step's)."""
         return self._forward(X)
 
-    def predict(self, X):
-        """The output in inference mode: moving statistics, no dropout."""
-        return self._forward(X, training=False)[-1]
+    def inference(self, X):
+        """Every layer's output in inference mode: moving statistics, no dropout; nothing changes."""
+        return self._forward(X, training=False)
 
     def gradients(self, X, y):
         """(loss, gradients of the trainable weights in Keras's order and shapes). A softmax last layer under
@@ -270,14 +336,24 @@ class Stack:
         on_output, on_logits = LOSSES[self.loss]
         fused = isinstance(self.modules[-1], Elementwise) and self.modules[-1].keras_layer["class_name"] == "Softmax" \
             and on_logits is not None
+        logits_at = self._sources()[-1][0]  # the softmax's input
         if fused:
-            loss, dout = on_logits(outputs[-2], y)
+            loss, dout = on_logits(outputs[logits_at].reshape(-1, y.shape[-1]), y.reshape(-1, y.shape[-1]))
+            dout = dout.reshape(outputs[logits_at].shape)
         else:
-            loss, dout = on_output(outputs[-1], y)
-        grads = []
-        for m in reversed(self.modules[:-1] if fused else self.modules):
-            dout, g = m.backward(dout)
+            loss, dout = on_output(outputs[-1].reshape(-1, y.shape[-1]), y.reshape(-1, y.shape[-1]))
+            dout = dout.reshape(outputs[-1].shape)
+        L = len(self.modules)
+        douts, grads, sources = {(logits_at if fused else L - 1): dout}, [], self._sources()
+        for i in reversed(range(L - 1 if fused else L)):
+            m = self.modules[i]
+            if i not in douts:  # nothing after it reaches the loss
+                continue
+            dx, g = m.backward(douts.pop(i))
             grads[:0] = m.keras(g + m.weights[len(g):])[:m.trainable] if g else []
+            for j, d in zip(sources[i], dx if isinstance(m, Add) else [dx]):
+                if j >= 0 and d is not None:
+                    douts[j] = douts[j] + d if j in douts else d
         return loss, grads
 
     def apply_gradients(self, grads):
@@ -336,9 +412,37 @@ def recurrent(kind="lstm", seed=0, units=16, learning_rate=1e-3):
     return Stack(modules, "categorical_crossentropy", "adam", learning_rate)
 
 
+def transformer(seed=0, tokens=8, width=16, heads=2, hidden=32, learning_rate=1e-3):
+    """One encoder block on integer sequences, residual connections as a graph:
+    Embedding → MultiHeadAttention (causal) → Add(embedding, attention) → LayerNormalization → Dense(hidden) → ReLU
+    → Dense(width) → Add(normalized, that) → LayerNormalization → Dense(tokens) → Softmax; categorical cross-entropy
+    per position, Adam. Keras's initialisers: Embedding U(−0.05, 0.05), Glorot uniform kernels, zero biases."""
+    rng = np.random.default_rng(seed)
+    key_dim = width // heads
+    attention = []
+    for _ in range(3):
+        attention += [_glorot(rng, (width, heads, key_dim), width, heads * key_dim), np.zeros((heads, key_dim))]
+    attention += [_glorot(rng, (heads, key_dim, width), heads * key_dim, width), np.zeros(width)]
+    modules = [
+        Embedding(rng.uniform(-0.05, 0.05, (tokens, width))),                    # 0
+        Attention(attention, heads, True, inputs=[0]),                            # 1
+        Add([0, 1]),                                                              # 2
+        LayerNorm(width, inputs=[2]),                                             # 3
+        Dense(_glorot(rng, (hidden, width), width, hidden), np.zeros(hidden)),    # 4
+        Elementwise("ReLU"),                                                      # 5
+        Dense(_glorot(rng, (width, hidden), hidden, width), np.zeros(width)),     # 6
+        Add([3, 6]),                                                              # 7
+        LayerNorm(width, inputs=[7]),                                             # 8
+        Dense(_glorot(rng, (tokens, width), width, tokens), np.zeros(tokens)),   # 9
+        Elementwise("Softmax"),                                                   # 10
+    ]
+    return Stack(modules, "categorical_crossentropy", "adam", learning_rate)
+
+
 MODELS = {
     "cnn": lambda seed=0: cnn(seed),
     "cnn-bn": lambda seed=0: cnn(seed, batch_norm=True, dropout=0.25),
     "lstm": lambda seed=0: recurrent("lstm", seed),
     "gru": lambda seed=0: recurrent("gru", seed),
+    "transformer": lambda seed=0: transformer(seed),
 }

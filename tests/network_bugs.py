@@ -111,6 +111,48 @@ class LearningRateOff(stack.Stack):
         self._optimizer.learning_rate = self.learning_rate * (1 + 1e-7)
 
 
+class NotCausal(stack.Attention):
+    """Attends to every position, the future included, while declaring use_causal_mask=True."""
+
+    def forward(self, x, training, update):
+        out, self.cache = L.mha_forward(x, *self.weights, self.num_heads, False)
+        return out
+
+
+class ExactScale(stack.Attention):
+    """Scales the logits by 1/√key_dim in float64, where Keras rounds that constant to float32 first (a relative
+    1.7e-8 at key_dim 8): the query's weights carry the ratio."""
+
+    def forward(self, x, training, update):
+        Wq, bq, *rest = self.weights
+        key_dim = Wq.shape[2]
+        r = (1 / np.sqrt(key_dim)) / float(np.float32(1 / np.sqrt(key_dim)))
+        out, self.cache = L.mha_forward(x, Wq * r, bq * r, *rest, self.num_heads, self.causal)
+        return out
+
+
+class TorchEpsilon(stack.LayerNorm):
+    """LayerNormalization with PyTorch's ε = 1e-5 where Keras's is 1e-3."""
+
+    def forward(self, x, training, update):
+        out, self.cache = L.layernorm_forward(x, *self.weights, {"eps": 1e-5})
+        return out
+
+
+class SkipDropped(stack.Add):
+    """A residual Add whose backward sends the gradient down the branch only, not the skip connection."""
+
+    def backward(self, dout):
+        return [np.zeros_like(dout), dout], []
+
+
+def _transformer_with(index, make):
+    net = stack.transformer()
+    old = net.modules[index]
+    net.modules[index] = make(old)
+    return net
+
+
 def _rebuilt(net, cls, **extra):
     out = cls(net.modules, net.loss, net.optimizer, net.learning_rate, **extra)
     return out
@@ -145,6 +187,16 @@ BUGS = {
     # gamma shares with it are its own to rounding; beta, sharing gamma's, is the first to differ
     "adam_state_per_shape": (lambda: _per_shape(stack.cnn(batch_norm=True)), 0, "weights",
                              "2:BatchNormalization/beta", "shared_shape"),
+    "attention_not_causal": (lambda: _transformer_with(1, lambda m: NotCausal(m.weights, m.num_heads, True, [0])),
+                             0, "forward", "1:MultiHeadAttention", None),
+    "attention_scale_exact": (lambda: _transformer_with(1, lambda m: ExactScale(m.weights, m.num_heads, True, [0])),
+                              0, "forward", "1:MultiHeadAttention", None),
+    "layer_norm_torch_epsilon": (lambda: _transformer_with(3, lambda m: TorchEpsilon(16, inputs=[2])), 0, "forward",
+                                 "3:LayerNormalization", None),
+    # the skip connection's gradient lost at the second Add: the first LayerNormalization's gradients are the first
+    # to differ, and the diagnosis names the layers that carry the gradient to it (the Dense and the Add)
+    "residual_gradient_dropped": (lambda: _transformer_with(7, lambda m: SkipDropped([3, 6])), 0, "gradient",
+                                  "d3:LayerNormalization/gamma", None),
     "lstm_state_carried": (lambda: _swap(stack.recurrent("lstm"), 1, CarriedState("lstm", *stack.recurrent("lstm")
                                                                                    .modules[1].weights)),
                            1, "forward", "1:LSTM", "state_between_steps"),

@@ -18,15 +18,25 @@ def digits():
     return d.data / 16.0, np.eye(10)[d.target]
 
 
+@pytest.fixture(scope="module")
+def sequences():
+    from compare.data import sequences
+    return sequences()
+
+
+def data_for(model, digits, sequences):
+    return sequences if model == "transformer" else digits
+
+
 # Steps per network in the suite: a whole epoch of the CNN (57 batches of 32); the others fewer, as each step of
 # theirs costs more (a GRU's bound carries signed forms through time: about 1 s a step at batch 32). Their 200-step
 # runs are benchmarks/networks.py's.
-STEPS = {"cnn": 57, "cnn-bn": 20, "lstm": 20, "gru": 3}
+STEPS = {"cnn": 57, "cnn-bn": 20, "lstm": 20, "gru": 3, "transformer": 16}
 
 
 @pytest.mark.parametrize("model", sorted(STEPS))
-def test_the_projects_networks_agree_with_keras(digits, model):
-    X, y = digits
+def test_the_projects_networks_agree_with_keras(digits, sequences, model):
+    X, y = data_for(model, digits, sequences)
     report = check(stack.MODELS[model](), X, y, steps=STEPS[model], batch_size=32)
     assert report["verdict"] == "ok", (report["diagnosis"], report["notes"])
     assert report["steps_checked"] == STEPS[model]
@@ -38,10 +48,12 @@ def test_the_projects_networks_agree_with_keras(digits, model):
 
 
 @pytest.mark.parametrize("bug", sorted(BUGS))
-def test_planted_bug_is_caught_at_its_layer(digits, bug):
+def test_planted_bug_is_caught_at_its_layer(digits, sequences, bug):
     factory, step, quantity, tensor, cause = BUGS[bug]
-    X, y = digits
-    report = check(factory(), X, y, steps=step + 2, batch_size=32)
+    network = factory()
+    X, y = data_for("transformer" if network.modules[0].keras_layer["class_name"] == "Embedding" else "",
+                    digits, sequences)
+    report = check(network, X, y, steps=step + 2, batch_size=32)
     m = report["first_mismatch"]
     assert report["verdict"] == "mismatch", report["notes"]
     assert (m["step"], m["quantity"], m["name"]) == (step, quantity, tensor), m
@@ -126,3 +138,37 @@ def test_options_a_layered_network_does_not_take_yet_are_refused(digits):
     X, y = digits
     with pytest.raises(InputError, match="free_running=True"):
         check(stack.cnn(), X, y, steps=1, free_running=True)
+
+
+def test_after_training_the_network_is_compared_in_inference_mode(digits):
+    X, y = digits
+    report = check(stack.MODELS["cnn-bn"](), X, y, steps=3, batch_size=32)
+    assert report["verdict"] == "ok" and report["inference"] == {"rows": len(X), "compared": True}
+
+    class BatchStatisticsAlways(stack.BatchNorm):  # normalises with the batch's statistics in inference too
+        def forward(self, x, training, update):
+            return super().forward(x, True, update and training)
+    net = stack.MODELS["cnn-bn"]()
+    net.modules[2] = BatchStatisticsAlways(8)
+    report = check(net, X, y, steps=3, batch_size=32)
+    m = report["first_mismatch"]
+    assert (m["quantity"], m["phase"], m["name"]) == ("forward", "inference", "2:BatchNormalization")
+    assert report["steps_checked"] == 3 and "inference_mode" in report["causes"]
+
+
+def test_the_command_line_runs_the_projects_networks(tmp_path):
+    import json
+    import subprocess
+    import sys
+    from helpers import ROOT, clean_env
+    out = tmp_path / "r.json"
+    done = subprocess.run([sys.executable, "-m", "compare", "--model", "transformer", "--steps", "3", "--json",
+                           str(out)], cwd=ROOT, env=clean_env(), capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(out.read_text())
+    assert report["verdict"] == "ok" and report["steps_checked"] == 3
+    assert [d["class_name"] for d in report["network"]["layers"]][:3] == ["Embedding", "MultiHeadAttention", "Add"]
+    refused = subprocess.run([sys.executable, "-m", "compare", "--model", "cnn", "--layers", "64,10"], cwd=ROOT,
+                             env=clean_env(), capture_output=True, text=True)
+    assert refused.returncode == 2 and "--model cnn" in refused.stderr and "--layers" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1

@@ -95,9 +95,10 @@ def parser(prog=None, record=False):
                    help="zero-argument callable returning the network to check; MODULE importable from the "
                         "current directory (default: the built-in network: the guide's, or --layers)")
     if not record:
-        p.add_argument("--model", choices=("cnn", "cnn-bn", "lstm", "gru"),
-                       help="the project's own numpy network of that kind (numpy_impl/stack.py) on the digits, "
-                            "batches of 32, one epoch unless --steps or --epochs says otherwise")
+        p.add_argument("--model", choices=("cnn", "cnn-bn", "lstm", "gru", "transformer"),
+                       help="the project's own numpy network of that kind (numpy_impl/stack.py) on the digits (the "
+                            "transformer: --data sequences), batches of 32, one epoch unless --steps or --epochs say "
+                            "otherwise")
     net = p.add_argument_group("the built-in network (numpy_impl.Network); a plug-in declares its own")
     net.add_argument("--layers", type=_widths, metavar="W0,W1,...",
                      help="every layer's width, the input included (default 3,2,1: the guide's network)")
@@ -120,7 +121,7 @@ def parser(prog=None, record=False):
     net.add_argument("--init", choices=("guide", "glorot"),
                      help="initial weights: the guide's (default for 3,2,1) or Glorot uniform from --seed")
     run = p.add_argument_group("training")
-    run.add_argument("--data", default="guide", metavar="guide|digits|random|PATH.npz",
+    run.add_argument("--data", default="guide", metavar="guide|digits|sequences|random|PATH.npz",
                      help="the guide's X and y (default); scikit-learn's bundled digits; seeded random data "
                           "shaped for the network; or an .npz file holding arrays X and y")
     length = run.add_mutually_exclusive_group()

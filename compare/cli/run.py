@@ -76,7 +76,7 @@ def run(args):
         from numpy_impl.stack import MODELS
         network = MODELS[args.model](args.seed)
         if args.data == "guide":
-            args.data = "digits"
+            args.data = "sequences" if args.model == "transformer" else "digits"
         if args.batch_size is None:
             args.batch_size = 32
         if args.steps is None and args.epochs is None:

@@ -49,7 +49,15 @@ def explain(stop, stepper):
     rows = len(current["X"])
     q, name = m["quantity"], m["name"]
     causes, text = [], ""
-    if q == "forward":
+    if q == "forward" and m.get("phase") == "inference":
+        i = sides.layer_names.index(name)
+        layer = sides.layer_names[i]
+        text = (f"after training, in inference mode (training=False), {layer} gives another output than Keras's layer "
+                "on the same input, although every training step agreed: the layer's inference path differs (batch "
+                "normalization must use its moving statistics, dropout must be the identity)")
+        causes.append("inference_mode")
+        location = _location(step, i, layer, name)
+    elif q == "forward":
         i = sides.layer_names.index(name)
         layer = sides.layer_names[i]
         where = "X" if i == 0 else f"the numpy side's output of {sides.layer_names[i - 1]}"
@@ -89,9 +97,7 @@ def explain(stop, stepper):
         k = sides.weight_names.index(name[1:])
         i = sides.specs[k][0]
         layer = sides.layer_names[i]
-        above = [s[0] for s in (sides.specs[j] for j in sides.trainable) if s[0] > i]
-        upto = min(above) if above else len(sides.layer_names)
-        between = sides.layer_names[i + 1:upto]
+        between, above = _carriers(sides, i)
         carried = (f" or in the backward pass of {', '.join(between)}, which carr{'ies' if len(between) == 1 else 'y'} "
                    "the gradient to it" if between else "")
         if above:
@@ -141,6 +147,26 @@ def explain(stop, stepper):
                          "not its own (shared with another weight of the same shape, or reset)")
         location = _location(step, i, layer, name)
     stop.diagnosis, stop.causes, stop.location = text, causes, location
+
+
+def _carriers(sides, i):
+    """(the layers without trainable weights that carry the gradient from the loss side to layer i, the layers with
+    weights where that path begins): along the graph's consumers (a stack's: the layers after i, up to the next
+    one with weights)."""
+    weighted = {sides.specs[k][0] for k in sides.trainable}
+    consumers = {}
+    for c, srcs in enumerate(sides.sources):
+        for j in srcs:
+            consumers.setdefault(j, []).append(c)
+    carriers, above, todo = [], [], list(consumers.get(i, []))
+    while todo:
+        c = todo.pop(0)
+        if c in weighted:
+            above.append(c)
+        elif sides.layer_names[c] not in carriers:
+            carriers.append(sides.layer_names[c])
+            todo += consumers.get(c, [])
+    return sorted(carriers, key=sides.layer_names.index), above
 
 
 def _location(step, index, layer, tensor):
