@@ -172,3 +172,26 @@ def test_the_command_line_runs_the_projects_networks(tmp_path):
                              env=clean_env(), capture_output=True, text=True)
     assert refused.returncode == 2 and "--model cnn" in refused.stderr and "--layers" in refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1
+
+
+def test_the_walkthrough_takes_the_cnn_to_model_fit():
+    import subprocess
+    import sys
+    from helpers import ROOT, clean_env
+    done = subprocess.run([sys.executable, "-m", "compare", "walkthrough", "--model", "cnn"], cwd=ROOT, env=clean_env(),
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.count("  agree: largest |diff|") == 5 and "all five stages agree" in done.stdout
+
+
+def test_model_fit_ends_where_keras_own_loop_ends_and_both_have_trained(digits):
+    import tensorflow as tf
+    from compare import walkthrough_layers as w
+    from compare.stack_check import describe
+    X, y = digits
+    net = stack.cnn()
+    spec = describe(net, X, y)
+    start = net.get_weights()
+    fitted, looped = w._fit(spec, X[:320], y[:320], start), w._loop(spec, X[:320], y[:320], start, tf)
+    assert max(float(np.max(np.abs(a - b))) for a, b in zip(fitted, looped)) <= 1e-12
+    assert min(float(np.max(np.abs(a - b))) for a, b in zip(fitted, start)) > 1e-4  # ten Adam steps moved every array

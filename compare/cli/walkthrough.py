@@ -1,11 +1,12 @@
 """python -m compare walkthrough: a network's numpy code to model.fit in five measured stages (compare/walkthrough.py)."""
 from .. import walkthrough as stages
+from ..errors import InputError
 from . import program
 from .args import Parser, positive_int, seed
 
 
 def walkthrough(argv):
-    """python -m compare walkthrough [--impl MODULE:FACTORY] [--epochs N] [--data D] [--seed S]"""
+    """python -m compare walkthrough [--impl MODULE:FACTORY | --model cnn] [--epochs N] [--data D] [--seed S]"""
     from .. import data, protocol
     p = Parser(prog=f"{program()} walkthrough", description=stages.__doc__)
     p.add_argument("--impl", metavar="MODULE:FACTORY", help="your network (default: the guide's seed_network)")
@@ -13,17 +14,28 @@ def walkthrough(argv):
     p.add_argument("--data", default="guide", metavar="guide|digits|random|PATH.npz",
                    help="the data (default: the guide's 3 rows); random is shaped to fit the network")
     p.add_argument("--seed", type=seed, default=0, help="seed of the random data (default 0)")
+    p.add_argument("--model", choices=("cnn", "cnn-bn", "lstm", "gru"),
+                   help="the project's own layered network (numpy_impl/stack.py) on the digits, batches of 32")
     args = p.parse_args(argv)
     from ..environment import use_backend
     use_backend("tensorflow")
     from .run import shape_hint
-    impl = "numpy_impl:seed_network" if args.impl is None else args.impl
-    network = protocol.load_factory(impl)  # a factory that fails is refused before any stage runs
-    shape = shape_hint(network) if args.data == "random" else (None, None)
-    X, y = data.load(args.data, *shape, loss=protocol.attribute(network, "loss", "mse"), seed=args.seed)
+    if args.model is not None:
+        if args.impl is not None:
+            raise InputError(f"--model {args.model} and --impl {args.impl}: give one network")
+        from numpy_impl.stack import MODELS
+
+        from .. import walkthrough_layers
+        X, y = data.load("digits" if args.data == "guide" else args.data)
+        run = walkthrough_layers.run(lambda: MODELS[args.model](args.seed), X, y)
+    else:
+        impl = "numpy_impl:seed_network" if args.impl is None else args.impl
+        network = protocol.load_factory(impl)  # a factory that fails is refused before any stage runs
+        shape = shape_hint(network) if args.data == "random" else (None, None)
+        X, y = data.load(args.data, *shape, loss=protocol.attribute(network, "loss", "mse"), seed=args.seed)
+        run = stages.run(lambda: protocol.load_factory(impl), X, y, args.epochs)
     all_ok = True
-    for n, (stage, numpy_code, keras_code, conversion, diff, tol, ok) in enumerate(
-            stages.run(lambda: protocol.load_factory(impl), X, y, args.epochs), 1):
+    for n, (stage, numpy_code, keras_code, conversion, diff, tol, ok) in enumerate(run, 1):
         all_ok &= ok
         print(f"Stage {n}: {stage}")
         print(f"  numpy   {numpy_code}")
