@@ -6,39 +6,22 @@ every gradient, and the weights after the update (compare/stepper.py). The first
 tolerance stops the check. By default ("synced") Keras steps from the numpy side's weights each time, so
 each comparison measures one step's arithmetic; "free-running" lets each side train on its own.
 """
-import contextlib
 import math
-import sys
-import threading
 import time
 
 import numpy as np
 
 from . import data, environment, notes as keras_notes, protocol, referee as referees
 from .chunks import in_chunks
+from .loop import batches, ignored_exceptions, positive, verdict_of  # noqa: F401  (batches: also imported from here)
 from .environment import DTYPES, use_backend
-from .errors import InputError, message_of, show
+from .errors import InputError
 from .rounding import UNIT_ROUNDOFF
 from .rules.losses import declared_convention
 from .sequence import new_drift, step_by_step
 from .stepper import Stepper
 from .tally import Stop
 from .version import DISTRIBUTION, SCHEMA_VERSION, tool_version
-
-
-def batches(n_rows, batch_size, seed):
-    """Endless (epoch, row indices) per step: the rows in order for a full batch, else one seeded
-    permutation per epoch (numpy's default_rng(seed)), cut into batches; both sides use the same."""
-    rng = np.random.default_rng(seed)
-    epoch = 0
-    while True:
-        if batch_size >= n_rows:
-            yield epoch, np.arange(n_rows)
-        else:
-            order = rng.permutation(n_rows)
-            for start in range(0, n_rows, batch_size):
-                yield epoch, order[start:start + batch_size]
-        epoch += 1
 
 
 def check(network, X, y, steps=None, epochs=None, batch_size=None, seed=0, free_running=False, dtype="float64",
@@ -57,15 +40,14 @@ def check(network, X, y, steps=None, epochs=None, batch_size=None, seed=0, free_
     never imported.
     """
     if protocol.attribute(network, "layers", None) is not None:  # any stack of layers: compare/stack_check.py
-        refused = [f"{name}={value!r}" for name, value in (("free_running", free_running), ("referee", referee),
-                                                            ("golden", golden)) if value]
+        refused = [f"{name}={value!r}" for name, value in (("referee", referee), ("golden", golden)) if value]
         refused += [f"backend={backend!r}"] if backend not in (None, "tensorflow") else []
         if refused:
-            raise InputError(f"a network with layers is checked synced on TensorFlow, without a referee or golden "
-                             f"file, so far; received {', '.join(refused)}")
+            raise InputError(f"a network with layers is checked on TensorFlow, without a referee or golden file, so "
+                             f"far; received {', '.join(refused)}")
         from .stack_check import check_layers
         return check_layers(network, X, y, steps=steps, epochs=epochs, batch_size=batch_size, seed=seed, dtype=dtype,
-                            history=history, progress=progress)
+                            history=history, progress=progress, free_running=free_running)
     t0 = time.perf_counter()
     if dtype not in DTYPES:
         raise InputError(f"dtype must be one of {', '.join(DTYPES)}; received {dtype!r}")
@@ -80,7 +62,7 @@ def check(network, X, y, steps=None, epochs=None, batch_size=None, seed=0, free_
         steps, batch_size = steps or golden.config["steps"], golden.config["batch_size"]
         if steps > golden.config["steps"]:
             raise InputError(f"the golden file holds {golden.config['steps']} steps; received steps={steps}")
-    batch_size = _positive("batch_size", batch_size, X.shape[0])
+    batch_size = positive("batch_size", batch_size, X.shape[0])
     if batch_size > X.shape[0]:
         notes.append(f"batch size {batch_size} is larger than the {X.shape[0]} rows: each step uses all of them")
         batch_size = X.shape[0]
@@ -89,7 +71,7 @@ def check(network, X, y, steps=None, epochs=None, batch_size=None, seed=0, free_
     steps_per_epoch = math.ceil(X.shape[0] / batch_size)
     if steps is not None and epochs is not None:
         raise InputError(f"give steps or epochs, not both; received steps={steps!r}, epochs={epochs!r}")
-    steps = _positive("epochs", epochs, None) * steps_per_epoch if epochs is not None else _positive("steps", steps, 100)
+    steps = positive("epochs", epochs, None) * steps_per_epoch if epochs is not None else positive("steps", steps, 100)
     if referee == "exact":
         from .exact import MAX_PARAMETERS
         params = sum(int(np.prod(w.shape)) for w in protocol.weights_of(network, len(spec["activations"])))
@@ -168,39 +150,3 @@ def check(network, X, y, steps=None, epochs=None, batch_size=None, seed=0, free_
         **({"history": tally.history} if history else {}),
         "timing": {"setup_s": t_setup - t0, "steps_s": t_end - t_setup, "total_s": t_end - t0},
     }
-
-
-def verdict_of(stop, checked, steps):
-    """"mismatch" at a Stop, but "diverged" where both sides went non-finite alike with nothing that
-    disagreed up to there; "incomplete" when fewer steps were compared than asked; else "ok"."""
-    if stop:
-        return "diverged" if stop.nonfinite and stop.nonfinite.get("alike") else "mismatch"
-    return "incomplete" if checked < steps else "ok"
-
-
-@contextlib.contextmanager
-def ignored_exceptions():
-    """Collect, as one line each, the exceptions Python would print and ignore while the check runs (in a
-    __del__, a weakref callback, a thread): they must not pass unmentioned, nor clutter stderr."""
-    caught, hooks = [], (sys.unraisablehook, threading.excepthook)
-
-    def unraisable(info):
-        caught.append(f"{type(info.exc_value).__name__}: {message_of(info.exc_value)} (in {show(info.object, 60)})")
-
-    def in_thread(args):
-        caught.append(f"{args.exc_type.__name__}: {message_of(args.exc_value)} (in thread {args.thread.name})")
-    sys.unraisablehook, threading.excepthook = unraisable, in_thread
-    try:
-        yield caught
-    finally:
-        sys.unraisablehook, threading.excepthook = hooks
-
-
-def _positive(name, value, default):
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise InputError(f"{name} must be an integer > 0; received {value!r}")
-    return int(value)
-
-

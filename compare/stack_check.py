@@ -20,7 +20,7 @@ import numpy as np
 from numpy_impl.losses import smooth_labels, takes_logits
 
 from . import data, layout as layouts, protocol
-from .checking import batches, ignored_exceptions, verdict_of, _positive
+from .loop import batches, ignored_exceptions, positive, verdict_of
 from .environment import DTYPES, use_backend
 from .errors import InputError, show
 from .rounding import UNIT_ROUNDOFF
@@ -150,7 +150,7 @@ class Sides:
 _SIDES = {}  # built once per process for a network's layers, loss, optimizer and input shape, reset for each check
 
 
-def _sides(spec, shape, dtype):
+def sides_for(spec, shape, dtype):
     import json
     key = json.dumps([spec["layers"], list(shape[1:]), spec["loss"], spec["loss_config"], spec["optimizer"],
                       spec["optimizer_config"], dtype], sort_keys=True, default=str)
@@ -167,8 +167,14 @@ def _keras_letters(letters):
 
 
 def check_layers(network, X, y, steps=None, epochs=None, batch_size=None, seed=0, dtype="float64", history=False,
-                 progress=None):
-    """Train the layered `network` and Keras's model of its layers side by side; the report as a dict."""
+                 progress=None, free_running=False):
+    """Train the layered `network` and Keras's model of its layers side by side; the report as a dict.
+
+    free_running: Keras also trains on its own (keras_impl/stack.py OwnStep: its own forward, from its own
+    weights, the same batches and dropout masks), and the drift between that trajectory and the numpy side's,
+    max|w_numpy − w_keras| / max|w_keras|, is measured after every step; past DRIFT_LIMIT the trajectories are
+    declared decorrelated and the check stops there (verdict "incomplete", as for Dense networks). Every step
+    is compared as in synced mode meanwhile, so that a mistake is still found at its step and layer."""
     t0 = time.perf_counter()
     if dtype not in DTYPES:
         raise InputError(f"dtype must be one of {', '.join(DTYPES)}; received {dtype!r}")
@@ -184,7 +190,7 @@ def check_layers(network, X, y, steps=None, epochs=None, batch_size=None, seed=0
     spec = describe(network, X, y)
     X = np.ascontiguousarray(Sides.moved(flat.reshape(X.shape), spec["layout"]))  # Keras's layout from here on
     protocol.read_only(X), protocol.read_only(y)
-    batch_size = _positive("batch_size", batch_size, X.shape[0])
+    batch_size = positive("batch_size", batch_size, X.shape[0])
     if batch_size > X.shape[0]:
         notes.append(f"batch size {batch_size} is larger than the {X.shape[0]} rows: each step uses all of them")
         batch_size = X.shape[0]
@@ -193,18 +199,34 @@ def check_layers(network, X, y, steps=None, epochs=None, batch_size=None, seed=0
     steps_per_epoch = -(-X.shape[0] // batch_size)
     if steps is not None and epochs is not None:
         raise InputError(f"give steps or epochs, not both; received steps={steps!r}, epochs={epochs!r}")
-    steps = _positive("epochs", epochs, None) * steps_per_epoch if epochs is not None else _positive("steps", steps, 100)
-    sides = _sides(spec, X.shape, dtype)
+    steps = positive("epochs", epochs, None) * steps_per_epoch if epochs is not None else positive("steps", steps, 100)
+    sides = sides_for(spec, X.shape, dtype)
     u = UNIT_ROUNDOFF[dtype]
     stepper = LayerStepper(network, spec, sides, u, history)
     t_setup = time.perf_counter()
     schedule = batches(X.shape[0], batch_size, seed)
+    drift, own = None, None
+    if free_running:
+        from keras_impl.stack import OwnStep
+        from .sequence import new_drift, track_drift
+        drift = new_drift()
+        own = OwnStep(spec["layers"], X.shape[1:], stepper._weights("network.get_weights()", [s[2] for s in sides.specs]),
+                      spec["learning_rate"], spec["loss"], spec["loss_config"], spec["optimizer"],
+                      spec["optimizer_config"], dtype)
     with np.errstate(all="ignore"), ignored_exceptions() as ignored:
         try:
             for step in range(steps):
                 epoch, rows = next(schedule)
                 stepper.epoch = epoch
                 stepper.run(step, X[rows], y[rows])
+                if own is not None:
+                    kept = own.step(X[rows], y[rows], stepper.drawn)
+                    gap = [np.abs(m - k) for m, k in zip(stepper.current["numpy"]["updated"], kept)]
+                    if track_drift(drift, step, gap, kept):
+                        notes.append(f"free-running: the trajectories drifted {drift['max_rel']:.3g} apart (relative) "
+                                     f"by step {step}, past the limit {drift['limit_rel']:g}; later steps were not "
+                                     "compared (every step up to there was also compared synced)")
+                        break
                 if progress:
                     progress(step + 1, steps)
             inference = protocol.attribute(network, "inference", None)
@@ -226,7 +248,8 @@ def check_layers(network, X, y, steps=None, epochs=None, batch_size=None, seed=0
     from .environment import versions
     return {
         "schema_version": SCHEMA_VERSION, "ok": verdict == "ok", "verdict": verdict, "coarse": stepper.coarse,
-        "steps_checked": stepper.checked, "steps_requested": int(steps), "mode": "synced", "golden": None,
+        "steps_checked": stepper.checked, "steps_requested": int(steps),
+        "mode": "free-running" if free_running else "synced", "golden": None,
         "dtype": dtype, "backend": "tensorflow", "computed_dtype": dtype, "device": "cpu",
         "network": {"layers": spec["layers"], "layout": spec["layout"], "learning_rate": spec["learning_rate"],
                     "loss": spec["loss"], "loss_config": spec["loss_config"], "optimizer": spec["optimizer"],
@@ -245,7 +268,7 @@ def check_layers(network, X, y, steps=None, epochs=None, batch_size=None, seed=0
         "tensors": None,
         "max_diff": stepper.tally.overall,
         "inference": stepper.inferred,
-        "drift": None, "referee": None,
+        "drift": drift, "referee": None,
         "tolerance": "per element: 2 x rounding-error bound of each layer on its numpy input (docs/networks.md)",
         "versions": {**versions(), DISTRIBUTION: tool_version()},
         **({"history": stepper.tally.history} if history else {}),
@@ -311,7 +334,7 @@ class LayerStepper:
     def coarse_tensors(self, keras, tol):
         """The outputs and gradients of the layers whose rounding can own a large part of their values (recurrent
         layers: compare/layer_check.COARSE) where the largest tolerance passes COARSE of the largest value."""
-        from .layer_check import _coarse
+        from .layer_check import coarse
         sides, compared = self.sides, []
         for i, entry in enumerate(sides.entries):
             if entry is None or not entry["may_be_coarse"]:
@@ -321,7 +344,7 @@ class LayerStepper:
                       for j, k in enumerate(sides.trainable) if sides.specs[k][0] == i]
             compared += [{"quantity": "output", "name": n, "largest_value": float(np.max(np.abs(v), initial=0)),
                           "largest_tolerance": float(np.max(t, initial=0))} for n, v, t in pairs]
-        return _coarse(compared, self.dtype)
+        return coarse(compared, self.dtype)
 
     # --- the numpy side --------------------------------------------------------------------------------
     def numpy_step(self, X, y, masks):
@@ -373,7 +396,7 @@ class LayerStepper:
         sides = self.sides
         from keras_impl.layer import seed_state
         masks = sides.step.masks(len(X))
-        drawn = [seed_state(layer) for layer in sides.layers]
+        drawn = self.drawn = [seed_state(layer) for layer in sides.layers]
         self.tally.begin_step()
         numpy = self.numpy_step(X, y, masks)
         self.current = {"step": step, "X": X, "y": y, "numpy": numpy}

@@ -14,13 +14,13 @@ def stages(spec, rows):
     layers = "; ".join(f"a{l} = {name}({'X' if l == 0 else f'a{l - 1}'} @ W{l}.T + b{l})"
                        for l, name in enumerate(names))
     loss, config, scale = spec["loss"], spec["loss_config"], spec.get("loss_scale", 1.0)
-    keras_loss = f"keras.losses.{LOSSES[loss].__name__}({_kwargs(config)})"
+    keras_loss = f"keras.losses.{LOSSES[loss].__name__}({kwargs_text(config)})"
     scaled = f"{scale:g} × " if scale != 1.0 else ""
     logits = (" Keras takes the last layer's pre-activation (the logits) for the cross-entropy after a "
               f"{names[-1]}, whatever from_logits says" if loss.endswith("crossentropy") and names[-1] in
               ("sigmoid", "softmax") else "")
     optimizer = f"keras.optimizers.{OPTIMIZERS[spec['optimizer']].__name__}(learning_rate, " \
-                f"{_kwargs(spec['optimizer_config'])})".replace(", )", ")")
+                f"{kwargs_text(spec['optimizer_config'])})".replace(", )", ")")
     return [
         ("the forward pass", layers, "model(X)",
          "Keras stores each kernel transposed: kernel = W.T (keras_impl.to_keras), and the model is float64"),
@@ -38,7 +38,7 @@ def stages(spec, rows):
     ]
 
 
-def _kwargs(config):
+def kwargs_text(config):
     return ", ".join(f"{k}={v!r}" for k, v in config.items())
 
 

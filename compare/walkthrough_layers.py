@@ -9,7 +9,7 @@ import itertools
 
 import numpy as np
 
-from .walkthrough import _kwargs
+from .walkthrough import kwargs_text
 
 BATCH = 32
 
@@ -19,7 +19,7 @@ def stages(spec):
     from keras_impl.model import LOSSES, OPTIMIZERS
     chain = " → ".join(d["class_name"] for d in spec["layers"])
     optimizer = f"keras.optimizers.{OPTIMIZERS[spec['optimizer']].__name__}(learning_rate, " \
-                f"{_kwargs(spec['optimizer_config'])})".replace(", )", ")")
+                f"{kwargs_text(spec['optimizer_config'])})".replace(", )", ")")
     return [
         ("each layer's forward pass", "network.forward(X)", f"keras layer by layer: {chain}",
          "each layer's weights in Keras's shapes (a kernel (HH, WW, C, F), a Dense kernel (inputs, units)), images "
@@ -43,16 +43,17 @@ def run(make, X, y):
     import tensorflow as tf
 
     from . import data
-    from .checking import batches, check
+    from .checking import check
+    from .loop import batches
     from .rounding import UNIT_ROUNDOFF
     from .sequence import DRIFT_LIMIT
-    from .stack_check import LayerStepper, Sides, _sides, describe
+    from .stack_check import LayerStepper, Sides, describe, sides_for
     network = make()
     X = np.asarray(X, dtype=float)
     flat, y, _ = data.checked(X.reshape(len(X), -1), y)
     spec = describe(network, X, y)
     Xk = np.ascontiguousarray(Sides.moved(flat.reshape(X.shape), spec["layout"]))
-    sides = _sides(spec, Xk.shape, "float64")
+    sides = sides_for(spec, Xk.shape, "float64")
     texts = stages(spec)
     stepper = LayerStepper(network, spec, sides, UNIT_ROUNDOFF["float64"], False)
     Xb, yb = Xk[:BATCH], y[:BATCH]

@@ -184,3 +184,36 @@ def output_shapes(model, layers, rows):
             shape = layer.compute_output_shape(ins[0])
         shapes.append(tuple(int(d) for d in shape))
     return shapes
+
+
+class OwnStep:
+    """Keras training on its own: a second model of the same layers from the same starting weights, stepped by
+    its own compiled training step (model(X, training=True), the loss, tf.GradientTape, apply_gradients) on the
+    batches it is given; a Dropout draws from the state it is handed (the mask the numpy side got)."""
+
+    def __init__(self, layers, input_shape, weights, learning_rate, loss, loss_config, optimizer, optimizer_config,
+                 dtype="float64"):
+        self.model = build(layers, input_shape, dtype)
+        for variable, value in zip(variables(self.model), weights):
+            variable.assign(value)
+        self.loss_fn = LOSSES[loss](dtype=dtype, **(loss_config or {}))
+        self.optimizer = OPTIMIZERS[optimizer](learning_rate=learning_rate, **(optimizer_config or {}))
+        self.optimizer.build(self.model.trainable_variables)
+        self.seeds = [[v for v in layer.non_trainable_variables if "seed_generator" in v.path]
+                      for layer in self.model.stack_layers]
+        self._step = tf.function(self._graph, reduce_retracing=True)
+
+    def _graph(self, X, y):
+        with tf.GradientTape() as tape:
+            loss = self.loss_fn(y, self.model(X, training=True))
+        grads = tape.gradient(loss, self.model.trainable_variables)
+        self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
+        return loss
+
+    def step(self, X, y, seed_states):
+        """One step on X, y, each Dropout drawing from seed_states[layer] (None: its own); the weights after it."""
+        for own, state in zip(self.seeds, seed_states):
+            if own and state is not None:
+                own[0].assign(state)
+        self._step(tf.convert_to_tensor(X), tf.convert_to_tensor(y))
+        return [np.asarray(v.numpy()) for v in variables(self.model)]

@@ -136,8 +136,8 @@ def test_a_broken_protocol_is_one_line_naming_it(digits, how, words):
 
 def test_options_a_layered_network_does_not_take_yet_are_refused(digits):
     X, y = digits
-    with pytest.raises(InputError, match="free_running=True"):
-        check(stack.cnn(), X, y, steps=1, free_running=True)
+    with pytest.raises(InputError, match="referee='exact'"):
+        check(stack.cnn(), X, y, steps=1, referee="exact")
 
 
 def test_after_training_the_network_is_compared_in_inference_mode(digits):
@@ -195,3 +195,22 @@ def test_model_fit_ends_where_keras_own_loop_ends_and_both_have_trained(digits):
     fitted, looped = w._fit(spec, X[:320], y[:320], start), w._loop(spec, X[:320], y[:320], start, tf)
     assert max(float(np.max(np.abs(a - b))) for a, b in zip(fitted, looped)) <= 1e-12
     assert min(float(np.max(np.abs(a - b))) for a, b in zip(fitted, start)) > 1e-4  # ten Adam steps moved every array
+
+
+def test_free_running_measures_the_drift_of_keras_own_training(digits):
+    X, y = digits
+    report = check(stack.MODELS["cnn-bn"](), X, y, steps=20, batch_size=32, free_running=True)
+    assert report["verdict"] == "ok" and report["mode"] == "free-running"
+    assert 0 <= report["drift"]["max_rel"] <= 1e-9 and report["drift"]["decorrelated_at"] is None
+    from network_bugs import BUGS
+    report = check(BUGS["learning_rate_1e-7"][0](), X, y, steps=3, batch_size=32, free_running=True)
+    assert (report["first_mismatch"]["step"], report["first_mismatch"]["quantity"]) == (0, "weights")
+
+
+def test_free_running_stops_where_the_trajectories_decorrelate(digits, monkeypatch):
+    from compare import sequence
+    monkeypatch.setattr(sequence, "DRIFT_LIMIT", 1e-300)  # any drift at all passes it
+    X, y = digits
+    report = check(stack.MODELS["cnn-bn"](), X, y, steps=20, batch_size=32, free_running=True)
+    assert report["verdict"] == "incomplete" and report["steps_checked"] < 20
+    assert report["drift"]["decorrelated_at"] == report["steps_checked"] - 1

@@ -10,7 +10,8 @@ from . import program
 EPILOG = """exit status: 0 when numpy and Keras agree at every step asked for, 1 on a mismatch,
 2 on bad usage or bad input (one line on stderr), 3 when they agree on every step compared but
 fewer steps were compared than asked (free-running past its drift limit) or every element agrees
-but rounding leaves a tensor too coarse to judge (inconclusive), 130 on Ctrl-C.
+but rounding leaves a tensor too coarse to judge (inconclusive), 4 when both sides diverged alike
+(non-finite at the same step and elements, nothing disagreeing before), 130 on Ctrl-C.
 
 subcommands ({prog} SUBCOMMAND --help):
   record       save the Keras side's trajectory to a golden .npz file
