@@ -38,7 +38,8 @@ def junit_xml(report):
     never a pass."""
     from .report import verdict_text
     net = report["network"]
-    name = "/".join((DISTRIBUTION, "-".join(map(str, net["layers"])), report["backend"], report["dtype"]))
+    from .report import network_id
+    name = "/".join((DISTRIBUTION, network_id(net), report["backend"], report["dtype"]))
     where = report["first_mismatch"] or report["nonfinite"] or {}
     failing, verdict = where.get("quantity"), report.get("verdict")
     text, line = summary(report), verdict_text(report)

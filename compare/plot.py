@@ -64,7 +64,8 @@ def style(n, line="-"):
 def _title(report):
     net = report["network"]
     verdict = {"ok": "agree", "incomplete": "INCOMPLETE", "diverged": "DIVERGED"}.get(report.get("verdict"), "MISMATCH")
-    return (f"numpy vs Keras: {'-'.join(map(str, net['layers']))} [{', '.join(net['activations'])}], {net['loss']}, "
+    from .report import network_text
+    return (f"numpy vs Keras: {network_text(net)}, {net['loss']}, "
             f"{net['optimizer']} lr {net['learning_rate']:g}, {report['backend']} {report['computed_dtype']}: {verdict}")
 
 

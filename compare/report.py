@@ -32,9 +32,7 @@ def render(report, console):
         g = report["golden"]
         console.print(f"golden file {g['path']} (sha256 {g['sha256'][:16]}…, format v{g['format']}): Keras's "
                       "recorded trajectory, played back without Keras", markup=False, highlight=False)
-    shape = (f"{' → '.join(l['class_name'] for l in net['layers'])}" if "activations" not in net else
-             f"{'-'.join(map(str, net['layers']))} [{', '.join(net['activations'])}]")
-    console.print(f"network {shape}, "
+    console.print(f"network {network_text(net)}, "
                   f"{net['parameters']} parameters; loss {_named(net['loss'], net['loss_config'])}, "
                   f"optimizer {_named(net['optimizer'], net['optimizer_config'])}, learning rate "
                   f"{net['learning_rate']:g}", markup=False, highlight=False)
@@ -72,6 +70,20 @@ def render(report, console):
         for line in referee_lines(report["referee"]):
             console.print(line, markup=False, highlight=False)
     console.print("verdict: " + verdict_text(report, markup=True), highlight=False)
+
+
+def network_text(net):
+    """'3-2-1 [tanh, linear]' for a Dense network, 'Reshape → Conv2D → … → Softmax' for one that declares layers."""
+    if "activations" not in net:
+        return " → ".join(d["class_name"] for d in net["layers"])
+    return f"{'-'.join(map(str, net['layers']))} [{', '.join(net['activations'])}]"
+
+
+def network_id(net):
+    """'3-2-1' or 'Reshape-Conv2D-…-Softmax': the network in a name without spaces or dots (a JUnit classname)."""
+    if "activations" not in net:
+        return "-".join(d["class_name"] for d in net["layers"])
+    return "-".join(map(str, net["layers"]))
 
 
 def summary_table(max_diff):

@@ -214,3 +214,32 @@ def test_free_running_stops_where_the_trajectories_decorrelate(digits, monkeypat
     report = check(stack.MODELS["cnn-bn"](), X, y, steps=20, batch_size=32, free_running=True)
     assert report["verdict"] == "incomplete" and report["steps_checked"] < 20
     assert report["drift"]["decorrelated_at"] == report["steps_checked"] - 1
+
+
+def test_assert_matches_keras_takes_a_layered_network_and_fails_with_the_layer(digits):
+    from compare import assert_matches_keras
+    from network_bugs import BUGS
+    X, y = digits
+    assert_matches_keras(stack.cnn(), X, y, steps=3, batch_size=32)
+    with pytest.raises(AssertionError) as exc:
+        assert_matches_keras(BUGS["conv_gradient_sign"][0](), X, y, steps=3, batch_size=32)
+    assert "d1:Conv2D/kernel" in str(exc.value) and "sign is flipped" in str(exc.value)
+
+
+def test_the_report_files_describe_a_layered_network(tmp_path):
+    import json
+    import subprocess
+    import sys
+    import xml.etree.ElementTree as ET
+    from helpers import ROOT, clean_env
+    files = {name: tmp_path / name for name in ("r.json", "p.png", "j.xml")}
+    done = subprocess.run([sys.executable, "-m", "compare", "--model", "cnn", "--steps", "2", "--json", str(files["r.json"]),
+                           "--plot", str(files["p.png"]), "--junit", str(files["j.xml"])], cwd=ROOT, env=clean_env(),
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "network Reshape → Conv2D → ReLU → MaxPooling2D → Flatten → Dense → Softmax, 810 parameters" in done.stdout
+    suite = ET.parse(files["j.xml"]).getroot()[0]
+    assert suite.get("name") == "numpy-keras-compare/Reshape-Conv2D-ReLU-MaxPooling2D-Flatten-Dense-Softmax/tensorflow/float64"
+    assert suite.get("failures") == "0" and int(suite.get("tests")) == 5
+    assert files["p.png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert json.loads(files["r.json"].read_text())["network"]["parameters"] == 810
