@@ -40,14 +40,14 @@ def check(network, X, y, steps=None, epochs=None, batch_size=None, seed=0, free_
     never imported.
     """
     if protocol.attribute(network, "layers", None) is not None:  # any stack of layers: compare/stack_check.py
-        refused = [f"{name}={value!r}" for name, value in (("referee", referee), ("golden", golden)) if value]
+        refused = [f"golden={golden!r}"] if golden else []
         refused += [f"backend={backend!r}"] if backend not in (None, "tensorflow") else []
         if refused:
-            raise InputError(f"a network with layers is checked on TensorFlow, without a referee or golden file, so "
-                             f"far; received {', '.join(refused)}")
+            raise InputError(f"a network with layers is checked on TensorFlow, without a golden file, so far; received "
+                             f"{', '.join(refused)}")
         from .stack_check import check_layers
         return check_layers(network, X, y, steps=steps, epochs=epochs, batch_size=batch_size, seed=seed, dtype=dtype,
-                            history=history, progress=progress, free_running=free_running)
+                            history=history, progress=progress, free_running=free_running, referee=referee)
     t0 = time.perf_counter()
     if dtype not in DTYPES:
         raise InputError(f"dtype must be one of {', '.join(DTYPES)}; received {dtype!r}")

@@ -167,17 +167,22 @@ def _keras_letters(letters):
 
 
 def check_layers(network, X, y, steps=None, epochs=None, batch_size=None, seed=0, dtype="float64", history=False,
-                 progress=None, free_running=False):
+                 progress=None, free_running=False, referee=None):
     """Train the layered `network` and Keras's model of its layers side by side; the report as a dict.
 
     free_running: Keras also trains on its own (keras_impl/stack.py OwnStep: its own forward, from its own
     weights, the same batches and dropout masks), and the drift between that trajectory and the numpy side's,
     max|w_numpy − w_keras| / max|w_keras|, is measured after every step; past DRIFT_LIMIT the trajectories are
     declared decorrelated and the check stops there (verdict "incomplete", as for Dense networks). Every step
-    is compared as in synced mode meanwhile, so that a mistake is still found at its step and layer."""
+    is compared as in synced mode meanwhile, so that a mistake is still found at its step and layer.
+    referee "finite_differences": the first mismatching step's gradients (or step 0's) against central differences
+    of Keras's own loss (compare/referee.py fd_referee); "exact" is for Dense networks only."""
     t0 = time.perf_counter()
     if dtype not in DTYPES:
         raise InputError(f"dtype must be one of {', '.join(DTYPES)}; received {dtype!r}")
+    if referee not in (None, "finite_differences"):
+        raise InputError(f"a network with layers takes --referee finite_differences (the exact referee computes Dense "
+                         f"networks only); received referee={referee!r}")
     use_backend("tensorflow")
     X = np.asarray(X)
     if X.ndim < 2:
@@ -238,6 +243,10 @@ def check_layers(network, X, y, steps=None, epochs=None, batch_size=None, seed=0
             stepper.tally.end_step()
     notes += [f"the network's code raised {text} during the check, which Python ignored" for text in ignored]
     stop = stepper.stop
+    judged = None
+    at = stepper.current if stop and stepper.current.get("phase") != "inference" else stepper.first
+    if referee and at is not None:
+        judged = _referee(at, sides, seed, stop.mismatch["quantity"] if stop and stop.mismatch else None)
     verdict = verdict_of(stop, stepper.checked, steps)
     if verdict == "ok" and stepper.coarse:
         verdict = "inconclusive"
@@ -268,13 +277,37 @@ def check_layers(network, X, y, steps=None, epochs=None, batch_size=None, seed=0
         "tensors": None,
         "max_diff": stepper.tally.overall,
         "inference": stepper.inferred,
-        "drift": drift, "referee": None,
+        "drift": drift, "referee": judged,
         "tolerance": "per element: 2 x rounding-error bound of each layer on its numpy input (docs/networks.md)",
         "versions": {**versions(), DISTRIBUTION: tool_version()},
         **({"history": stepper.tally.history} if history else {}),
         "timing": {"setup_s": t_setup - t0, "steps_s": time.perf_counter() - t_setup,
                    "total_s": time.perf_counter() - t0},
     }
+
+
+def _referee(at, sides, seed, mismatch):
+    """Central differences of Keras's loss (keras_impl/stack.py loss_at) at the step `at`'s trainable weights, the
+    non-trainable ones and the dropout masks as they entered it, against both sides' gradients."""
+    from .referee import fd_referee
+    numpy = at["numpy"]
+    if "grads" not in numpy or "tol" not in at:
+        return {"name": "finite_differences", "step": at["step"], "verdict": None,
+                "note": "the mismatch came before the gradients: nothing for finite differences to judge"}
+    entering, tr = numpy["weights"], sides.trainable
+
+    def loss_at(trainable):
+        weights = list(entering)
+        for k, w in zip(tr, trainable):
+            weights[k] = w
+        return sides.step.loss_at(weights, at["X"], at["y"], at["drawn"])
+    result = fd_referee(at["step"], loss_at, [entering[k] for k in tr], numpy["grads"], at["keras"]["grads"],
+                        at["tol"]["grads"], seed, mismatch)
+    if mismatch in ("forward", "loss"):  # Keras's layers ran on the numpy side's outputs, which are wrong here
+        result.update(verdict=None, note=f"the mismatch is in the {mismatch}: Keras's gradients at this step were "
+                                         "taken through the numpy side's layer outputs (each Keras layer is called on "
+                                         "them), so neither side's are the loss's; finite differences judge gradients")
+    return result
 
 
 class LayerStepper:
@@ -285,7 +318,7 @@ class LayerStepper:
         self.dtype = "float64" if u < 2.0 ** -30 else "float32"
         self.tally = Tally(history)
         self.update = UpdateTolerance(spec["optimizer"], spec["optimizer_config"], spec["learning_rate"], u)
-        self.stop, self.checked, self.epoch, self.current = None, 0, 0, None
+        self.stop, self.checked, self.epoch, self.current, self.first = None, 0, 0, None, None
         self.coarse = []  # [{name, resolution, step}]: tensors whose rounding allows a mistake too large to pass
         self.inferred = None  # after the steps: {"rows", "compared"} of the inference-mode comparison
 
@@ -408,8 +441,9 @@ class LayerStepper:
                              f"{numpy['forward'][bad].shape} in Keras's layout; Keras's output is "
                              f"{self._output_shapes(len(X))[bad]}")
         keras = sides.step.step(numpy["weights"], X, y, numpy["forward"])
-        self.current["keras"] = keras
-        tol = self.tolerances(X, y, numpy, keras, drawn)
+        self.current.update(keras=keras, drawn=drawn)
+        tol = self.current["tol"] = self.tolerances(X, y, numpy, keras, drawn)
+        self.first = self.first or self.current
         self.compare(step, numpy, keras, tol)
         self.coarse += [dict(c, step=step) for c in self.coarse_tensors(keras, tol) if c["name"] not in
                         {seen["name"] for seen in self.coarse}]

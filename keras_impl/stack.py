@@ -137,6 +137,30 @@ class ForcedStep:
         dxs = [tf.zeros_like(t) if d is None else tf.convert_to_tensor(d) for d, t in zip(dxs, slots)]
         return weights_in, outputs, loss, grads, douts, dxs, [tf.identity(v.value) for v in weights_all]
 
+    def loss_at(self, weights, X, y, seed_states=()):
+        """Keras's loss of the model on X, y at `weights` (every weight, weight_specs' order), in training mode,
+        each Dropout drawing from seed_states[layer] (the step's mask): its own forward, no forcing, no update
+        kept (the finite-difference referee's oracle: compare/referee.py)."""
+        if not hasattr(self, "_loss_at"):
+            self._loss_at = tf.function(self._loss_graph, reduce_retracing=True)
+        seeds = [[v for v in layer.non_trainable_variables if "seed_generator" in v.path]
+                 for layer in self.model.stack_layers]
+        for own, state in zip(seeds, seed_states):
+            if own and state is not None:
+                own[0].assign(state)
+        c = lambda a: tf.convert_to_tensor(np.asarray(a), dtype=self.dtype)  # noqa: E731
+        return float(self._loss_at([c(w) for w in weights], c(X), c(y)).numpy())
+
+    def _loss_graph(self, weights, X, y):
+        for variable, value in zip(variables(self.model), weights):
+            variable.assign(value)
+        outputs = []
+        for layer, d, srcs in zip(self.model.stack_layers, self.layers, sources_of(self.layers)):
+            outputs.append(call_layer(layer, [X if j < 0 else outputs[j] for j in srcs], d.get("call"),
+                                      training=self.training))
+        loss = self.loss_fn(y, outputs[-1])
+        return loss if self.loss_scale == 1.0 else loss * self.loss_scale
+
     def infer(self, weights, X, inputs):
         """Each layer's output in inference mode (training=False: moving statistics, no dropout), layer l + 1
         called on inputs[l], from `weights`; nothing is updated."""

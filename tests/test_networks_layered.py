@@ -134,10 +134,10 @@ def test_a_broken_protocol_is_one_line_naming_it(digits, how, words):
     assert words in str(exc.value) and "\n" not in str(exc.value)
 
 
-def test_options_a_layered_network_does_not_take_yet_are_refused(digits):
+def test_options_a_layered_network_does_not_take_yet_are_refused(digits, tmp_path):
     X, y = digits
-    with pytest.raises(InputError, match="referee='exact'"):
-        check(stack.cnn(), X, y, steps=1, referee="exact")
+    with pytest.raises(InputError, match="golden"):
+        check(stack.cnn(), X, y, steps=1, golden=object())
 
 
 def test_after_training_the_network_is_compared_in_inference_mode(digits):
@@ -243,3 +243,16 @@ def test_the_report_files_describe_a_layered_network(tmp_path):
     assert suite.get("failures") == "0" and int(suite.get("tests")) == 5
     assert files["p.png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert json.loads(files["r.json"].read_text())["network"]["parameters"] == 810
+
+
+def test_the_finite_difference_referee_names_the_side_whose_gradient_is_wrong(digits):
+    from network_bugs import BUGS
+    X, y = digits
+    fine = check(stack.cnn(), X, y, steps=2, batch_size=32, referee="finite_differences")["referee"]
+    assert fine["verdict"] == "neither" and fine["step"] == 0 and fine["coordinates"] + fine["kinks"] == 200
+    # zero biases put the convolution's background outputs exactly at relu's kink: such coordinates are left out
+    assert fine["kinks"] >= 1
+    flipped = check(BUGS["conv_gradient_sign"][0](), X, y, steps=2, batch_size=32, referee="finite_differences")
+    assert flipped["referee"]["verdict"] == "numpy" and flipped["referee"]["keras"]["max_diff_over_allowance"] <= 1
+    with pytest.raises(InputError, match="finite_differences"):
+        check(stack.cnn(), X, y, steps=1, referee="exact")
