@@ -40,11 +40,15 @@ def check(network, X, y, steps=None, epochs=None, batch_size=None, seed=0, free_
     never imported.
     """
     if protocol.attribute(network, "layers", None) is not None:  # any stack of layers: compare/stack_check.py
-        refused = [f"golden={golden!r}"] if golden else []
+        from .golden.layered import LayeredGolden
+        if isinstance(golden, LayeredGolden):
+            from .stack_check import check_layers_golden
+            return check_layers_golden(network, golden, steps=steps, history=history, progress=progress)
+        refused = [f"golden={golden!r} (a file recorded for a Dense network)"] if golden else []
         refused += [f"backend={backend!r}"] if backend not in (None, "tensorflow") else []
         if refused:
-            raise InputError(f"a network with layers is checked on TensorFlow, without a golden file, so far; received "
-                             f"{', '.join(refused)}")
+            raise InputError(f"a network with layers is checked on TensorFlow (live) or against a layered golden file; "
+                             f"received {', '.join(refused)}")
         from .stack_check import check_layers
         return check_layers(network, X, y, steps=steps, epochs=epochs, batch_size=batch_size, seed=seed, dtype=dtype,
                             history=history, progress=progress, free_running=free_running, referee=referee)

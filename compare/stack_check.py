@@ -167,7 +167,7 @@ def _keras_letters(letters):
 
 
 def check_layers(network, X, y, steps=None, epochs=None, batch_size=None, seed=0, dtype="float64", history=False,
-                 progress=None, free_running=False, referee=None):
+                 progress=None, free_running=False, referee=None, recorder=None):
     """Train the layered `network` and Keras's model of its layers side by side; the report as a dict.
 
     free_running: Keras also trains on its own (keras_impl/stack.py OwnStep: its own forward, from its own
@@ -176,7 +176,8 @@ def check_layers(network, X, y, steps=None, epochs=None, batch_size=None, seed=0
     declared decorrelated and the check stops there (verdict "incomplete", as for Dense networks). Every step
     is compared as in synced mode meanwhile, so that a mistake is still found at its step and layer.
     referee "finite_differences": the first mismatching step's gradients (or step 0's) against central differences
-    of Keras's own loss (compare/referee.py fd_referee); "exact" is for Dense networks only."""
+    of Keras's own loss (compare/referee.py fd_referee); "exact" is for Dense networks only.
+    recorder: given each passing step's values and tolerances (compare/golden/layered.py records a file)."""
     t0 = time.perf_counter()
     if dtype not in DTYPES:
         raise InputError(f"dtype must be one of {', '.join(DTYPES)}; received {dtype!r}")
@@ -208,6 +209,8 @@ def check_layers(network, X, y, steps=None, epochs=None, batch_size=None, seed=0
     sides = sides_for(spec, X.shape, dtype)
     u = UNIT_ROUNDOFF[dtype]
     stepper = LayerStepper(network, spec, sides, u, history)
+    if recorder is not None:
+        recorder.begin(spec, sides, X, y, batch_size)
     t_setup = time.perf_counter()
     schedule = batches(X.shape[0], batch_size, seed)
     drift, own = None, None
@@ -224,6 +227,9 @@ def check_layers(network, X, y, steps=None, epochs=None, batch_size=None, seed=0
                 epoch, rows = next(schedule)
                 stepper.epoch = epoch
                 stepper.run(step, X[rows], y[rows])
+                if recorder is not None:
+                    c = stepper.current
+                    recorder.step(rows, stepper.masks, c["numpy"], c["keras"], c["tol"])
                 if own is not None:
                     kept = own.step(X[rows], y[rows], stepper.drawn)
                     gap = [np.abs(m - k) for m, k in zip(stepper.current["numpy"]["updated"], kept)]
@@ -428,7 +434,7 @@ class LayerStepper:
     def run(self, step, X, y):
         sides = self.sides
         from keras_impl.layer import seed_state
-        masks = sides.step.masks(len(X))
+        masks = self.masks = sides.step.masks(len(X))
         drawn = self.drawn = [seed_state(layer) for layer in sides.layers]
         self.tally.begin_step()
         numpy = self.numpy_step(X, y, masks)
@@ -533,13 +539,17 @@ class LayerStepper:
         return {"forward": out_tol, "loss": 2 * float(e_loss), "grads": grads_tol, "updated": updated,
                 "state": [state_tol.get(k, 0.0) for k in sides.frozen]}
 
-    def compare(self, step, numpy, keras, tol):
+    def compare(self, step, numpy, keras, tol, after_forward=None):
+        """The step's comparisons in order; after_forward() runs between the layer outputs and the loss (a golden
+        replay's check that the layer outputs are the recorded ones)."""
         sides, tally = self.sides, self.tally
         names, tr, fr = sides.weight_names, sides.trainable, sides.frozen
         try:
             tally.compare(step, "weights", "entering", names, numpy["weights"], keras["weights_in"],
                           [np.zeros(())] * len(names))
             tally.compare(step, "forward", None, sides.layer_names, numpy["forward"], keras["outputs"], tol["forward"])
+            if after_forward is not None:
+                after_forward()
             tally.compare(step, "loss", None, ["loss"], [np.float64(numpy["loss"])], [np.float64(keras["loss"])],
                           [np.float64(tol["loss"])])
             order = sorted(range(len(tr)), key=lambda j: -sides.specs[tr[j]][0])  # last layer first, kernel first
@@ -555,3 +565,104 @@ class LayerStepper:
                 from .diagnosis.stack import explain
                 explain(stop, self)
             raise
+
+
+class FileSides:
+    """What a golden replay knows of the Keras side, from the file's config: names, shapes, order and layout."""
+
+    def __init__(self, config):
+        self.layer_names, self.weight_names = config["layer_names"], config["weight_names"]
+        self.trainable, self.frozen, self.sources = config["trainable"], config["frozen"], config["sources"]
+        self.specs = [(int(name.split(":")[0]), name.split("/", 1)[1], tuple(shape), k in self.trainable)
+                      for k, (name, shape) in enumerate(zip(self.weight_names, config["weight_shapes"]))]
+        self.layout = config["spec"]["layout"]
+        self.entries = [None] * len(self.layer_names)
+
+    to_keras, from_keras = Sides.to_keras, Sides.from_keras
+
+
+class Inconclusive(Exception):
+    """A golden replay that cannot judge past a layer whose output is not the recorded one bit for bit."""
+
+
+def check_layers_golden(network, golden, steps=None, history=False, progress=None):
+    """Play a layered golden file (compare/golden/layered.py) back against `network`, without TensorFlow or Keras:
+    each step from the recorded weights and masks, compared with the recorded values and tolerances."""
+    t0 = time.perf_counter()
+    config = golden.config
+    X, y = golden.files["X"], golden.files["y"]
+    spec = describe(network, X, y)
+    golden.verify(spec)
+    recorded = config["steps"]
+    steps = recorded if steps is None else positive("steps", steps, recorded)
+    if steps > recorded:
+        raise InputError(f"the golden file holds {recorded} steps; received steps={steps}")
+    sides = FileSides(config)
+    stepper = LayerStepper(network, spec, sides, UNIT_ROUNDOFF[config["dtype"]], history)
+    notes, stop, inconclusive = list(config.get("notes", [])), None, None
+    t_setup = time.perf_counter()
+    with np.errstate(all="ignore"), ignored_exceptions() as ignored:
+        try:
+            for t in range(steps):
+                rec = golden.step(t)
+                Xb, yb = X[rec["rows"]], y[rec["rows"]]
+                protocol.call("network.set_weights(weights)", network.set_weights, [w.copy() for w in rec["weights_in"]])
+                numpy = stepper.numpy_step(Xb, yb, rec["masks"])
+                keras = {"weights_in": rec["weights_in"], "outputs": rec["keras_outputs"], "loss": rec["loss"],
+                         "grads": rec["grads"], "weights_out": rec["weights_out"]}
+                tol = {"forward": rec["tol_forward"], "loss": rec["tol_loss"], "grads": rec["tol_grads"],
+                       "updated": rec["tol_updated"], "state": rec["tol_state"]}
+                stepper.current = {"step": t, "X": Xb, "y": yb, "numpy": numpy, "keras": keras, "tol": tol}
+                bad = [a.shape != b.shape for a, b in zip(numpy["forward"], rec["numpy_outputs"])]
+                if any(bad):
+                    i = bad.index(True)
+                    raise InputError(f"network.forward(X) item {i} ({sides.layer_names[i]}) has shape "
+                                     f"{numpy['forward'][i].shape} in Keras's layout; the recorded one is "
+                                     f"{rec['numpy_outputs'][i].shape}")
+                stepper.tally.begin_step()
+
+                def same_inputs(numpy=numpy, rec=rec, t=t):
+                    for i, (a, b) in enumerate(zip(numpy["forward"], rec["numpy_outputs"])):
+                        if not np.array_equal(a, b):
+                            raise Inconclusive(f"golden replay: at step {t} the output of {sides.layer_names[i]} is "
+                                               f"within its tolerance but not the recorded one bit for bit (largest "
+                                               f"difference {float(np.max(np.abs(a - b))):.3g}), so the layers after it "
+                                               "had another input than Keras had in the file: run the check live "
+                                               "(python -m compare) to judge them")
+                stepper.compare(t, numpy, keras, tol, after_forward=same_inputs)
+                stepper.checked = t + 1
+                stepper.tally.end_step(numpy["loss"], keras["loss"])
+                if progress:
+                    progress(t + 1, steps)
+        except Stop as caught:
+            stop = caught
+            stepper.checked = stepper.current["step"] + 1
+            stepper.tally.end_step()
+        except Inconclusive as exc:
+            inconclusive = str(exc)
+            notes.append(inconclusive)
+    notes += [f"the network's code raised {text} during the check, which Python ignored" for text in ignored]
+    verdict = verdict_of(stop, stepper.checked, steps)
+    if inconclusive and not stop:
+        verdict = "inconclusive"
+    return {
+        "schema_version": SCHEMA_VERSION, "ok": verdict == "ok", "verdict": verdict, "coarse": [],
+        "steps_checked": stepper.checked, "steps_requested": int(steps), "mode": "golden", "golden": golden.identity(),
+        "dtype": config["dtype"], "backend": "tensorflow", "computed_dtype": config["dtype"], "device": "recorded",
+        "network": {"layers": spec["layers"], "layout": spec["layout"], "learning_rate": spec["learning_rate"],
+                    "loss": spec["loss"], "loss_config": spec["loss_config"], "optimizer": spec["optimizer"],
+                    "optimizer_config": spec["optimizer_config"],
+                    "parameters": int(sum(np.prod(s[2]) for s in sides.specs if s[3])),
+                    "type": type(network).__name__},
+        "data": {"rows": int(X.shape[0]), "input_shape": list(X.shape[1:]), "outputs": int(y.shape[-1]),
+                 "batch_size": config["batch_size"], "steps_per_epoch": -(-X.shape[0] // config["batch_size"]),
+                 "epochs_started": None, "seed": config["seed"]},
+        "notes": notes, "first_mismatch": stop.mismatch if stop else None,
+        "nonfinite": stop.nonfinite if stop else None, "diagnosis": stop.diagnosis if stop else None,
+        "causes": stop.causes if stop else [], "location": stop.location if stop else None, "tensors": None,
+        "max_diff": stepper.tally.overall, "inference": None, "drift": None, "referee": None,
+        "tolerance": "per element: the recorded tolerances of the live check (docs/networks.md, golden files)",
+        "versions": {**golden.versions},
+        **({"history": stepper.tally.history} if history else {}),
+        "timing": {"setup_s": t_setup - t0, "steps_s": time.perf_counter() - t_setup, "total_s": time.perf_counter() - t0},
+    }

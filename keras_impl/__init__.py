@@ -23,9 +23,20 @@ def _import_tensorflow_quietly():
         os.close(devnull)
 
 
-_import_tensorflow_quietly()
+from .convert import from_keras, to_keras  # noqa: E402  (numpy only: no Keras is imported for it)
 
-from .convert import from_keras, to_keras  # noqa: E402
-from .model import KerasStep, build_model, layer_outputs  # noqa: E402
+# Keras is imported by the modules that use it (model, layer, stack, saving), each calling quiet_tensorflow() first,
+# so that `keras_impl.convert`, the one place of the weight mapping, is numpy alone (numpy_impl/stack.py uses it, and
+# a golden check must not import TensorFlow).
+quiet_tensorflow = _import_tensorflow_quietly
+
+
+def __getattr__(name):
+    """KerasStep, build_model and layer_outputs from keras_impl.model, imported when first asked for."""
+    if name in ("KerasStep", "build_model", "layer_outputs"):
+        from . import model
+        return getattr(model, name)
+    raise AttributeError(f"module 'keras_impl' has no attribute {name!r}")
+
 
 __all__ = ["KerasStep", "build_model", "from_keras", "layer_outputs", "to_keras"]

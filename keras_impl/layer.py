@@ -7,6 +7,10 @@ dx = d(Σ out·dout)/dx and the trainable weights' gradients, and its non-traina
 import json
 import weakref
 
+from . import quiet_tensorflow
+
+quiet_tensorflow()
+
 import keras
 import numpy as np
 import tensorflow as tf

@@ -1,4 +1,8 @@
 """A Keras Sequential of Dense layers and one training step whose every number comes from Keras."""
+from . import quiet_tensorflow
+
+quiet_tensorflow()
+
 import keras
 import numpy as np
 from keras import ops

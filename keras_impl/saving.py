@@ -10,6 +10,10 @@ which restores the caller's setting afterwards.
 """
 import contextlib
 
+from . import quiet_tensorflow
+
+quiet_tensorflow()
+
 import keras
 import numpy as np
 

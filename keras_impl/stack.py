@@ -9,6 +9,10 @@ statistics) and the optimizer's update. Each comparison then measures one layer'
 measures one step's. A softmax last layer keeps Keras's own handling: its cross-entropy is taken from the
 softmax's input (keras/src/backend/tensorflow/nn.py), here the numpy side's logits.
 """
+from . import quiet_tensorflow
+
+quiet_tensorflow()
+
 import keras
 import numpy as np
 import tensorflow as tf

@@ -95,7 +95,7 @@ def parser(prog=None, record=False):
     p.add_argument("--impl", metavar="MODULE:FACTORY",
                    help="zero-argument callable returning the network to check; MODULE importable from the "
                         "current directory (default: the built-in network: the guide's, or --layers)")
-    if not record:
+    if True:  # record takes it too
         p.add_argument("--model", choices=("cnn", "cnn-bn", "lstm", "gru", "transformer"),
                        help="the project's own numpy network of that kind (numpy_impl/stack.py) on the digits (the "
                             "transformer: --data sequences), batches of 32, one epoch unless --steps or --epochs say "

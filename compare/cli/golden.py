@@ -3,6 +3,7 @@ import sys
 
 from . import program
 from .args import Parser, parser, positive_int
+from ..errors import InputError
 from .run import builtin_network, finish, shape_hint, writable
 
 
@@ -13,14 +14,23 @@ def record(argv):
     writable(args.out, "out")
     from ..environment import use_backend
     backend = use_backend(args.backend)
-    network = protocol.load_factory(args.impl) if args.impl is not None else builtin_network(args)
-    shape = shape_hint(network) if args.data == "random" else (None, None)
+    if args.model is not None:
+        from .run import model_network
+        network = model_network(args)
+    else:
+        network = protocol.load_factory(args.impl) if args.impl is not None else builtin_network(args)
+    layered = protocol.attribute(network, "layers", None) is not None
+    shape = shape_hint(network) if args.data == "random" and not layered else (None, None)
     X, y = data.load(args.data, *shape, loss=getattr(network, "loss", "mse"), seed=args.seed)
     steps = args.steps or 100
     if args.epochs:
         import math
         steps = args.epochs * math.ceil(len(X) / (args.batch_size or len(X)))
-    arrays = golden.record(network, X, y, steps, args.batch_size, args.seed, args.dtype, backend)
+    if layered:
+        from ..golden.layered import record_layers
+        arrays = record_layers(network, X, y, steps, args.batch_size, args.seed, args.dtype)
+    else:
+        arrays = golden.record(network, X, y, steps, args.batch_size, args.seed, args.dtype, backend)
     golden.save(args.out, arrays)
     config = arrays["config"].item()
     print(f"recorded {steps} steps of Keras on {backend} to {args.out} ({_size(args.out)}); config {config}")
@@ -35,6 +45,8 @@ def check(argv):
     p.add_argument("--golden", required=True, metavar="FILE.npz")
     p.add_argument("--impl", metavar="MODULE:FACTORY",
                    help="the network to check (default: numpy_impl.Network built from the file's config)")
+    p.add_argument("--model", choices=("cnn", "cnn-bn", "lstm", "gru", "transformer"),
+                   help="the project's own layered network (a file recorded for it)")
     p.add_argument("--steps", type=positive_int, help="check only the first N recorded steps")
     outputs.add_options(p)
     p.add_argument("--quiet", "-q", action="store_true")
@@ -42,9 +54,21 @@ def check(argv):
     paths = outputs.requested(args)
     for option, path in paths.items():
         writable(path, option)
-    golden_file = golden.GoldenReference(args.golden)
+    golden_file = golden.open_file(args.golden)
     spec = golden_file.config["spec"]
-    if args.impl is not None:
+    from ..golden.layered import LayeredGolden
+    if isinstance(golden_file, LayeredGolden):
+        if (args.impl is None) == (args.model is None):
+            raise InputError(f"{args.golden} was recorded for a network with layers: give that network with --impl "
+                             "MODULE:FACTORY or --model NAME (one of them)")
+        if args.model is not None:
+            from numpy_impl.stack import MODELS
+            network = MODELS[args.model](golden_file.config["seed"])
+        else:
+            network = protocol.load_factory(args.impl)
+    elif args.model is not None:
+        raise InputError(f"{args.golden} was recorded for a Dense network; --model names a network with layers")
+    elif args.impl is not None:
         network = protocol.load_factory(args.impl)
         # the network's own widths, so that a file of other sizes is named as such, not as an X/y mismatch
         golden_file.verify(protocol.describe(network, *shape_hint(network)))

@@ -31,6 +31,17 @@ def builtin_network(args):
         raise InputError(str(exc)) from None
 
 
+def model_network(args):
+    """The project's own layered network named by --model (numpy_impl/stack.py), seeded by --seed; its data (the
+    digits, or the sequences for the transformer) and batches of 32 unless the options say otherwise."""
+    from numpy_impl.stack import MODELS
+    if args.data == "guide":
+        args.data = "sequences" if args.model == "transformer" else "digits"
+    if args.batch_size is None:
+        args.batch_size = 32
+    return MODELS[args.model](args.seed)
+
+
 # Copies of the parameters a check holds at once: both sides' weights, gradients and updated weights,
 # the optimizer states, the tolerances and Keras's variables, its step's inputs and outputs.
 COPIES = 24
@@ -73,12 +84,7 @@ def run(args):
         if args.impl is not None or given:
             raise InputError(f"--model {args.model} is the project's own network with its own layers, loss and "
                              f"optimizer; received also {', '.join(([f'--impl {args.impl}'] if args.impl else []) + given)}")
-        from numpy_impl.stack import MODELS
-        network = MODELS[args.model](args.seed)
-        if args.data == "guide":
-            args.data = "sequences" if args.model == "transformer" else "digits"
-        if args.batch_size is None:
-            args.batch_size = 32
+        network = model_network(args)
         if args.steps is None and args.epochs is None:
             args.epochs = 1
     elif args.impl is not None:

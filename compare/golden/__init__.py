@@ -21,5 +21,19 @@ from .diff import diff
 from .load import GoldenReference, load
 from .record import FORMAT, FORMAT_V1, HASH, content_hash, record, save
 
+
+def open_file(path):
+    """The golden file at `path`: a LayeredGolden for a network with layers (golden/layered.py), else a
+    GoldenReference; a one-line InputError for anything else."""
+    import numpy as np
+
+    from .layered import FORMAT as LAYERED, LayeredGolden
+    try:
+        with np.load(str(path), allow_pickle=False) as f:
+            layered = "format" in f.files and str(f["format"]) == LAYERED
+    except Exception:  # noqa: BLE001 - not an .npz: GoldenReference says what it is
+        layered = False
+    return LayeredGolden(path) if layered else GoldenReference(path)
+
 __all__ = ["FORMAT", "FORMAT_V1", "GoldenReference", "HASH", "consistency_problem", "content_hash", "diff", "load",
-           "record", "save"]
+           "open_file", "record", "save"]

@@ -1,0 +1,89 @@
+"""Golden files of layered networks (compare/golden/layered.py): recorded from a passing live check, played back
+without TensorFlow or Keras, with the live check's comparisons; a network whose layer outputs are not the recorded
+ones bit for bit is "inconclusive" past that layer; an edited or foreign file is refused in one line."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from compare import check
+from compare.errors import InputError
+from compare.golden import open_file, save
+from compare.golden.layered import record_layers
+from numpy_impl import stack
+
+from helpers import ROOT, clean_env
+from network_bugs import BUGS
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory):
+    from compare.data import load
+    X, y = load("digits")
+    path = tmp_path_factory.mktemp("golden") / "cnn-bn.npz"
+    save(str(path), record_layers(stack.MODELS["cnn-bn"](), X, y, steps=4, batch_size=32))
+    return path
+
+
+def test_the_file_plays_back_without_keras_and_agrees(recorded):
+    script = ("import sys; from compare.cli import main; code = main(['check', '--golden', sys.argv[1], '--model', "
+              "'cnn-bn', '-q']); print(code, sorted({m.split('.')[0] for m in sys.modules} & "
+              "{'keras', 'tensorflow', 'jax', 'torch'}))")
+    done = subprocess.run([sys.executable, "-c", script, str(recorded)], cwd=ROOT, env=clean_env(PYTHONPATH=ROOT),
+                          capture_output=True, text=True)
+    assert done.stdout.strip().splitlines()[-1] == "0 []", done.stdout + done.stderr
+    assert "verdict: OK: numpy and Keras agree at every step checked (4 of 4)" in done.stdout
+
+
+def test_a_planted_bug_is_caught_from_the_file_with_its_layer(recorded):
+    golden = open_file(recorded)
+    net = stack.cnn(batch_norm=True, dropout=0.25)
+    old = net.modules[1]
+
+    class Flipped(stack.Conv2D):
+        def backward(self, dout):
+            dx, grads = super().backward(dout)
+            return dx, [-grads[0], grads[1]]
+    net.modules[1] = Flipped(old.weights[0], old.weights[1])
+    report = check(net, golden.files["X"], golden.files["y"], golden=golden)
+    m = report["first_mismatch"]
+    assert report["mode"] == "golden" and (m["step"], m["name"]) == (0, "d1:Conv2D/kernel")
+    assert "sign_flipped" in report["causes"]
+    assert BUGS  # the live suite's planted bugs are tests/test_networks_layered.py's
+
+
+def test_outputs_within_tolerance_but_not_bit_identical_are_inconclusive(recorded):
+    class OneUlp(stack.Dense):  # the same layer, its output moved by one part in 2^52: within the tolerance
+        def forward(self, x, training, update):
+            return super().forward(x, training, update) * (1 + 2.0 ** -52)
+    net = stack.MODELS["cnn-bn"]()
+    i = next(i for i, m in enumerate(net.modules) if isinstance(m, stack.Dense))
+    net.modules[i] = OneUlp(*net.modules[i].weights)
+    golden = open_file(recorded)
+    report = check(net, golden.files["X"], golden.files["y"], golden=golden)
+    assert report["verdict"] == "inconclusive" and not report["ok"] and report["steps_checked"] == 0
+    assert "not the recorded one bit for bit" in report["notes"][-1] and f"{i}:Dense" in report["notes"][-1]
+
+
+def test_an_edited_file_and_a_file_of_another_network_are_refused(recorded, tmp_path):
+    with np.load(recorded, allow_pickle=False) as f:
+        arrays = dict(f)
+    arrays["loss"] = arrays["loss"] * (1 + 1e-12)
+    edited = tmp_path / "edited.npz"
+    np.savez_compressed(edited, **arrays)
+    with pytest.raises(InputError, match="edited after it was recorded"):
+        open_file(edited)
+    golden = open_file(recorded)
+    with pytest.raises(InputError, match="recorded for layers"):
+        check(stack.cnn(), golden.files["X"], golden.files["y"], golden=golden)
+    config = json.loads(str(arrays["config"]))
+    assert config["steps"] == 4 and config["layer_names"][2] == "2:BatchNormalization"
+
+
+def test_a_network_that_fails_the_live_check_is_not_recorded():
+    from compare.data import load
+    X, y = load("digits")
+    with pytest.raises(InputError, match="does not pass the live check .mismatch, at step 0, d1:Conv2D/kernel"):
+        record_layers(BUGS["conv_gradient_sign"][0](), X, y, steps=2, batch_size=32)
