@@ -1,5 +1,6 @@
-"""The project's layered networks (numpy_impl/stack.py) on the digits, batches of 32: each checked for 200 synced
-steps (verdict, largest diff/tolerance per quantity, seconds per step), and, for the CNN and the LSTM, the cost
+"""The project's layered networks (numpy_impl/stack.py) on the digits (the transformer on the sequences), batches
+of 32: each checked for 200 steps synced and 200 free-running (verdict, largest diff/tolerance per quantity, the
+drift, seconds per step), and, for the CNN and the LSTM, the cost
 of a checked step against Keras's own compiled training step plus the numpy network's step, as ratios within
 one run: rounds interleave the three (the check on 10 steps, 10 Keras steps, 10 numpy steps), medians reported.
 
@@ -22,25 +23,10 @@ BATCH = 32
 
 
 def keras_train_step(network, X, y):
-    """Keras's own compiled training step for the network's layers, loss and optimizer (tf.function)."""
-    import keras
-    import tensorflow as tf
-    from keras_impl.model import LOSSES, OPTIMIZERS
-    from keras_impl.stack import build
-    model = build(network.layers, X.shape[1:])
-    model.set_weights(network.get_weights())
-    loss_fn = LOSSES[network.loss]()
-    optimizer = OPTIMIZERS[network.optimizer](learning_rate=network.learning_rate)
-
-    @tf.function
-    def step(xb, yb):
-        with tf.GradientTape() as tape:
-            loss = loss_fn(yb, model(xb, training=True))
-        grads = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
-        return loss
-    keras.config.set_floatx("float64")
-    return step
+    """Keras's own compiled training step for the network's layers, loss and optimizer (compare/walkthrough_layers)."""
+    from compare.stack_check import describe
+    from compare.walkthrough_layers import train_step
+    return train_step(describe(network, X, y), network.get_weights(), X.shape[1:])[1]
 
 
 def ratio(name, X, y, rounds, per_round=10):
@@ -74,11 +60,16 @@ def ratio(name, X, y, rounds, per_round=10):
 def main(steps, rounds):
     X, y = load("digits")
     for name in MODELS if steps else ():  # STEPS 0: the cost ratios only
-        t = time.perf_counter()
-        report = check(MODELS[name](), X, y, steps=steps, batch_size=BATCH)
-        ratios = {q: round(v["tolerance_ratio"], 3) for q, v in report["max_diff"].items() if v["compared"]}
-        print(f"{name:7s} {steps} steps: {report['verdict']}, largest diff/tolerance {ratios}, "
-              f"{(time.perf_counter() - t) / steps:.3f} s a step", flush=True)
+        Xm, ym = load("sequences") if name == "transformer" else (X, y)
+        for free in (False, True):
+            t = time.perf_counter()
+            report = check(MODELS[name](), Xm, ym, steps=steps, batch_size=BATCH, free_running=free)
+            ratios = {q: round(v["tolerance_ratio"], 3) for q, v in report["max_diff"].items() if v["compared"]}
+            drift = (f", drift {report['drift']['max_rel']:.2g} (decorrelated at step "
+                     f"{report['drift']['decorrelated_at']})" if free else "")
+            print(f"{name:11s} {'free-running' if free else 'synced'} {report['steps_checked']}/{steps} steps: "
+                  f"{report['verdict']}, largest diff/tolerance {ratios}{drift}, "
+                  f"{(time.perf_counter() - t) / steps:.3f} s a step", flush=True)
     for name in ("cnn", "lstm"):
         ratio(name, X, y, rounds)
 

@@ -6,14 +6,13 @@ every gradient, and the weights after the update (compare/stepper.py). The first
 tolerance stops the check. By default ("synced") Keras steps from the numpy side's weights each time, so
 each comparison measures one step's arithmetic; "free-running" lets each side train on its own.
 """
-import math
 import time
 
 import numpy as np
 
 from . import data, environment, notes as keras_notes, protocol, referee as referees
 from .chunks import in_chunks
-from .loop import batches, ignored_exceptions, positive, verdict_of  # noqa: F401  (batches: also imported from here)
+from .loop import batches, ignored_exceptions, lengths, stop_fields, verdict_of  # noqa: F401  (batches: also imported from here)
 from .environment import DTYPES, use_backend
 from .errors import InputError
 from .rounding import UNIT_ROUNDOFF
@@ -66,16 +65,7 @@ def check(network, X, y, steps=None, epochs=None, batch_size=None, seed=0, free_
         steps, batch_size = steps or golden.config["steps"], golden.config["batch_size"]
         if steps > golden.config["steps"]:
             raise InputError(f"the golden file holds {golden.config['steps']} steps; received steps={steps}")
-    batch_size = positive("batch_size", batch_size, X.shape[0])
-    if batch_size > X.shape[0]:
-        notes.append(f"batch size {batch_size} is larger than the {X.shape[0]} rows: each step uses all of them")
-        batch_size = X.shape[0]
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise InputError(f"seed must be an integer ≥ 0; received {seed!r}")
-    steps_per_epoch = math.ceil(X.shape[0] / batch_size)
-    if steps is not None and epochs is not None:
-        raise InputError(f"give steps or epochs, not both; received steps={steps!r}, epochs={epochs!r}")
-    steps = positive("epochs", epochs, None) * steps_per_epoch if epochs is not None else positive("steps", steps, 100)
+    steps, batch_size, steps_per_epoch = lengths(X.shape[0], steps, epochs, batch_size, seed, notes)
     if referee == "exact":
         from .exact import MAX_PARAMETERS
         params = sum(int(np.prod(w.shape)) for w in protocol.weights_of(network, len(spec["activations"])))
@@ -140,11 +130,7 @@ def check(network, X, y, steps=None, epochs=None, batch_size=None, seed=0, free_
                  "batch_size": batch_size, "steps_per_epoch": steps_per_epoch, "epochs_started": epoch + 1,
                  "seed": seed},
         "notes": notes,
-        "first_mismatch": stop.mismatch if stop else None,
-        "nonfinite": stop.nonfinite if stop else None,
-        "diagnosis": stop.diagnosis if stop else None,
-        "causes": stop.causes if stop else [],
-        "location": stop.location if stop else None,
+        **stop_fields(stop),
         "tensors": stop.tensors if stop else None,
         "max_diff": tally.overall,
         "drift": drift if free_running else None,

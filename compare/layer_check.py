@@ -99,7 +99,7 @@ def check_layer(layer, x, dout=None, training=True, seed=0, dtype="float64"):
         again, first = _compared(_pairs(entry, specs, rounds[1], keras_side, tol)[0])
         if first is not None:
             first = dict(first, call=2)
-    coarse = coarse(compared, dtype) if entry["may_be_coarse"] and first is None else []
+    coarse = coarse_tensors(compared, dtype) if entry["may_be_coarse"] and first is None else []
     report = {
         "schema_version": SCHEMA_VERSION, "ok": first is None and not coarse,
         "verdict": "FAIL" if first is not None else "inconclusive" if coarse else "OK", "coarse": coarse,
@@ -165,7 +165,7 @@ def _same(one, two):
 COARSE = {"float64": 1e-6, "float32": 1e-2}
 
 
-def coarse(compared, dtype):
+def coarse_tensors(compared, dtype):
     """[{name, resolution}] for the tensors (not the weights after the call) whose largest tolerance exceeds
     COARSE of their largest value."""
     found = []

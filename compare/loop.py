@@ -56,3 +56,27 @@ def positive(name, value, default):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
         raise InputError(f"{name} must be an integer > 0; received {value!r}")
     return int(value)
+
+
+def lengths(rows, steps, epochs, batch_size, seed, notes):
+    """(steps, batch_size, steps_per_epoch) of a check on `rows` rows, each argument checked: batch_size (default
+    all rows; more than there are: all, with a note), seed (an integer ≥ 0), steps or epochs (not both; default
+    100 steps)."""
+    batch_size = positive("batch_size", batch_size, rows)
+    if batch_size > rows:
+        notes.append(f"batch size {batch_size} is larger than the {rows} rows: each step uses all of them")
+        batch_size = rows
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InputError(f"seed must be an integer ≥ 0; received {seed!r}")
+    steps_per_epoch = -(-rows // batch_size)
+    if steps is not None and epochs is not None:
+        raise InputError(f"give steps or epochs, not both; received steps={steps!r}, epochs={epochs!r}")
+    steps = positive("epochs", epochs, None) * steps_per_epoch if epochs is not None else positive("steps", steps, 100)
+    return steps, batch_size, steps_per_epoch
+
+
+def stop_fields(stop):
+    """A report's fields of its first mismatch, from the Stop that ended the check (None: every element agreed)."""
+    return {"first_mismatch": stop.mismatch if stop else None, "nonfinite": stop.nonfinite if stop else None,
+            "diagnosis": stop.diagnosis if stop else None, "causes": stop.causes if stop else [],
+            "location": stop.location if stop else None}

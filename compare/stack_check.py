@@ -20,7 +20,7 @@ import numpy as np
 from numpy_impl.losses import smooth_labels, takes_logits
 
 from . import data, layout as layouts, protocol
-from .loop import batches, ignored_exceptions, positive, verdict_of
+from .loop import batches, ignored_exceptions, lengths, positive, stop_fields, verdict_of
 from .environment import DTYPES, use_backend
 from .errors import InputError, show
 from .rounding import UNIT_ROUNDOFF
@@ -181,6 +181,9 @@ def check_layers(network, X, y, steps=None, epochs=None, batch_size=None, seed=0
     t0 = time.perf_counter()
     if dtype not in DTYPES:
         raise InputError(f"dtype must be one of {', '.join(DTYPES)}; received {dtype!r}")
+    if dtype != "float64":
+        raise InputError(f"a network with layers is checked in float64 (its float32 tolerances are not measured); "
+                         f"received dtype={dtype!r}")
     if referee not in (None, "finite_differences"):
         raise InputError(f"a network with layers takes --referee finite_differences (the exact referee computes Dense "
                          f"networks only); received referee={referee!r}")
@@ -196,16 +199,7 @@ def check_layers(network, X, y, steps=None, epochs=None, batch_size=None, seed=0
     spec = describe(network, X, y)
     X = np.ascontiguousarray(Sides.moved(flat.reshape(X.shape), spec["layout"]))  # Keras's layout from here on
     protocol.read_only(X), protocol.read_only(y)
-    batch_size = positive("batch_size", batch_size, X.shape[0])
-    if batch_size > X.shape[0]:
-        notes.append(f"batch size {batch_size} is larger than the {X.shape[0]} rows: each step uses all of them")
-        batch_size = X.shape[0]
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise InputError(f"seed must be an integer ≥ 0; received {seed!r}")
-    steps_per_epoch = -(-X.shape[0] // batch_size)
-    if steps is not None and epochs is not None:
-        raise InputError(f"give steps or epochs, not both; received steps={steps!r}, epochs={epochs!r}")
-    steps = positive("epochs", epochs, None) * steps_per_epoch if epochs is not None else positive("steps", steps, 100)
+    steps, batch_size, steps_per_epoch = lengths(X.shape[0], steps, epochs, batch_size, seed, notes)
     sides = sides_for(spec, X.shape, dtype)
     u = UNIT_ROUNDOFF[dtype]
     stepper = LayerStepper(network, spec, sides, u, history)
@@ -266,20 +260,12 @@ def check_layers(network, X, y, steps=None, epochs=None, batch_size=None, seed=0
         "steps_checked": stepper.checked, "steps_requested": int(steps),
         "mode": "free-running" if free_running else "synced", "golden": None,
         "dtype": dtype, "backend": "tensorflow", "computed_dtype": dtype, "device": "cpu",
-        "network": {"layers": spec["layers"], "layout": spec["layout"], "learning_rate": spec["learning_rate"],
-                    "loss": spec["loss"], "loss_config": spec["loss_config"], "optimizer": spec["optimizer"],
-                    "optimizer_config": spec["optimizer_config"],
-                    "parameters": int(sum(np.prod(s[2]) for s in sides.specs if s[3])),
-                    "type": type(network).__name__},
+        "network": network_fields(spec, sides, network),
         "data": {"rows": int(X.shape[0]), "input_shape": list(X.shape[1:]), "outputs": int(y.shape[1]),
                  "batch_size": batch_size, "steps_per_epoch": steps_per_epoch,
                  "epochs_started": stepper.epoch + 1, "seed": seed},
         "notes": notes,
-        "first_mismatch": stop.mismatch if stop else None,
-        "nonfinite": stop.nonfinite if stop else None,
-        "diagnosis": stop.diagnosis if stop else None,
-        "causes": stop.causes if stop else [],
-        "location": stop.location if stop else None,
+        **stop_fields(stop),
         "tensors": None,
         "max_diff": stepper.tally.overall,
         "inference": stepper.inferred,
@@ -335,13 +321,7 @@ class LayerStepper:
         from .rounding import underflow
         sides, u = self.sides, self.u
         weights = self._weights("network.get_weights() after training", [s[2] for s in sides.specs])
-        got = protocol.call("network.inference(X)", method, protocol.read_only(sides.from_keras(X).copy()))
-        n = len(sides.layer_names)
-        if not isinstance(got, (list, tuple)) or len(got) != n:
-            raise InputError(f"network.inference(X) must return a list of {n} arrays, one per layer; received "
-                             f"{type(got).__name__}{f' of {len(got)}' if isinstance(got, (list, tuple)) else ''}")
-        outs = [sides.to_keras(np.array(protocol.as_float_array(a, f"network.inference(X) item {i}")))
-                for i, a in enumerate(got)]
+        outs = self.layer_outputs("network.inference(X)", method, X)
         shapes = self._output_shapes(len(X))
         bad = next((i for i, (a, s) in enumerate(zip(outs, shapes)) if a.shape != tuple(s)), None)
         if bad is not None:
@@ -373,7 +353,7 @@ class LayerStepper:
     def coarse_tensors(self, keras, tol):
         """The outputs and gradients of the layers whose rounding can own a large part of their values (recurrent
         layers: compare/layer_check.COARSE) where the largest tolerance passes COARSE of the largest value."""
-        from .layer_check import coarse
+        from .layer_check import coarse_tensors
         sides, compared = self.sides, []
         for i, entry in enumerate(sides.entries):
             if entry is None or not entry["may_be_coarse"]:
@@ -383,7 +363,7 @@ class LayerStepper:
                       for j, k in enumerate(sides.trainable) if sides.specs[k][0] == i]
             compared += [{"quantity": "output", "name": n, "largest_value": float(np.max(np.abs(v), initial=0)),
                           "largest_tolerance": float(np.max(t, initial=0))} for n, v, t in pairs]
-        return coarse(compared, self.dtype)
+        return coarse_tensors(compared, self.dtype)
 
     # --- the numpy side --------------------------------------------------------------------------------
     def numpy_step(self, X, y, masks):
@@ -399,13 +379,7 @@ class LayerStepper:
                                  "the check gives both sides, one per Dropout layer")
             protocol.call("network.set_noise(masks)", set_noise,
                           [protocol.read_only(sides.from_keras(m).copy()) for m in masks])
-        got = protocol.call("network.forward(X)", net.forward, protocol.read_only(sides.from_keras(X).copy()))
-        n = len(sides.layer_names)
-        if not isinstance(got, (list, tuple)) or len(got) != n:
-            raise InputError(f"network.forward(X) must return a list of {n} arrays, one per layer; received "
-                             f"{type(got).__name__}{f' of {len(got)}' if isinstance(got, (list, tuple)) else ''}")
-        forward = [sides.to_keras(np.array(protocol.as_float_array(a, f"network.forward(X) item {i}")))
-                   for i, a in enumerate(got)]
+        forward = self.layer_outputs("network.forward(X)", net.forward, X)
         loss, grads = protocol.checked_gradients(
             protocol.call("network.gradients(X, y)", net.gradients, protocol.read_only(sides.from_keras(X).copy()),
                           protocol.read_only(y.copy())),
@@ -414,6 +388,17 @@ class LayerStepper:
         protocol.call("network.apply_gradients(grads)", net.apply_gradients, [g.copy() for g in grads])
         updated = self._weights("network.get_weights() after the step", shapes)
         return {"weights": weights, "forward": forward, "loss": loss, "grads": grads, "updated": updated}
+
+    def layer_outputs(self, what, method, X):
+        """method(X) on a read-only copy of X in the network's layout: a list of one array per layer, as float64
+        copies in Keras's layout; an InputError naming `what` otherwise."""
+        sides = self.sides
+        got = protocol.call(what, method, protocol.read_only(sides.from_keras(X).copy()))
+        n = len(sides.layer_names)
+        if not isinstance(got, (list, tuple)) or len(got) != n:
+            raise InputError(f"{what} must return a list of {n} arrays, one per layer; received "
+                             f"{type(got).__name__}{f' of {len(got)}' if isinstance(got, (list, tuple)) else ''}")
+        return [sides.to_keras(np.array(protocol.as_float_array(a, f"{what} item {i}"))) for i, a in enumerate(got)]
 
     def _weights(self, what, shapes):
         got = protocol.call(what, self.network.get_weights)
@@ -567,6 +552,14 @@ class LayerStepper:
             raise
 
 
+def network_fields(spec, sides, network):
+    """A report's description of a layered network: its layers, layout, training spec and parameter count."""
+    return {"layers": spec["layers"], "layout": spec["layout"], "learning_rate": spec["learning_rate"],
+            "loss": spec["loss"], "loss_config": spec["loss_config"], "optimizer": spec["optimizer"],
+            "optimizer_config": spec["optimizer_config"],
+            "parameters": int(sum(np.prod(s[2]) for s in sides.specs if s[3])), "type": type(network).__name__}
+
+
 class FileSides:
     """What a golden replay knows of the Keras side, from the file's config: names, shapes, order and layout."""
 
@@ -649,17 +642,11 @@ def check_layers_golden(network, golden, steps=None, history=False, progress=Non
         "schema_version": SCHEMA_VERSION, "ok": verdict == "ok", "verdict": verdict, "coarse": [],
         "steps_checked": stepper.checked, "steps_requested": int(steps), "mode": "golden", "golden": golden.identity(),
         "dtype": config["dtype"], "backend": "tensorflow", "computed_dtype": config["dtype"], "device": "recorded",
-        "network": {"layers": spec["layers"], "layout": spec["layout"], "learning_rate": spec["learning_rate"],
-                    "loss": spec["loss"], "loss_config": spec["loss_config"], "optimizer": spec["optimizer"],
-                    "optimizer_config": spec["optimizer_config"],
-                    "parameters": int(sum(np.prod(s[2]) for s in sides.specs if s[3])),
-                    "type": type(network).__name__},
+        "network": network_fields(spec, sides, network),
         "data": {"rows": int(X.shape[0]), "input_shape": list(X.shape[1:]), "outputs": int(y.shape[-1]),
                  "batch_size": config["batch_size"], "steps_per_epoch": -(-X.shape[0] // config["batch_size"]),
                  "epochs_started": None, "seed": config["seed"]},
-        "notes": notes, "first_mismatch": stop.mismatch if stop else None,
-        "nonfinite": stop.nonfinite if stop else None, "diagnosis": stop.diagnosis if stop else None,
-        "causes": stop.causes if stop else [], "location": stop.location if stop else None, "tensors": None,
+        "notes": notes, **stop_fields(stop), "tensors": None,
         "max_diff": stepper.tally.overall, "inference": None, "drift": None, "referee": None,
         "tolerance": "per element: the recorded tolerances of the live check (docs/networks.md, golden files)",
         "versions": {**golden.versions},

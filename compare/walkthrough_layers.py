@@ -109,9 +109,11 @@ def _fit(spec, X, y, weights):
     return model.get_weights()
 
 
-def _loop(spec, X, y, weights, tf):
-    """Keras's own training loop over the same batches (tf.GradientTape and apply_gradients): its end weights."""
-    model, loss_fn, optimizer = _model(spec, weights, X.shape[1:])
+def train_step(spec, weights, shape):
+    """(model, step): the Keras model of spec's layers from `weights`, and its own compiled training step
+    step(xb, yb) (model(xb, training=True), the loss, tf.GradientTape, apply_gradients) → the loss."""
+    import tensorflow as tf
+    model, loss_fn, optimizer = _model(spec, weights, shape)
 
     @tf.function
     def step(xb, yb):
@@ -119,6 +121,13 @@ def _loop(spec, X, y, weights, tf):
             loss = loss_fn(yb, model(xb, training=True))
         grads = tape.gradient(loss, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+    return model, step
+
+
+def _loop(spec, X, y, weights, tf):
+    """Keras's own training loop over the same batches (tf.GradientTape and apply_gradients): its end weights."""
+    model, step = train_step(spec, weights, X.shape[1:])
     for start in range(0, len(X), BATCH):
         step(tf.constant(X[start:start + BATCH]), tf.constant(y[start:start + BATCH]))
     return model.get_weights()

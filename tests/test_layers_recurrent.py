@@ -113,4 +113,4 @@ def test_past_the_forms_memory_the_bound_falls_back_to_absolute_values_and_never
     # (found by a review: the 10⁻⁶-of-the-largest-value rule skips a tensor of zeros)
     compared = [{"quantity": "weight_gradient", "name": "dbias", "largest_value": 0.0,
                  "largest_tolerance": float(np.finfo(np.float64).max)}]
-    assert layer_check._coarse(compared, "float64") == [{"name": "dbias", "resolution": float("inf")}]
+    assert layer_check.coarse_tensors(compared, "float64") == [{"name": "dbias", "resolution": float("inf")}]

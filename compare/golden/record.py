@@ -12,7 +12,7 @@ HASH = "sha256"
 def record(network, X, y, steps, batch_size=None, seed=0, dtype="float64", backend=None):
     """Run Keras alone from `network`'s initial weights for `steps` steps; return the arrays to save."""
     from .. import data, protocol
-    from ..checking import batches
+    from ..loop import batches
     from ..environment import computed_precision, device, keras_step as build_keras_step, use_backend, versions
     from ..version import DISTRIBUTION, tool_version
     backend = use_backend(backend)
