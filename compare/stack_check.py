@@ -95,6 +95,9 @@ def describe(network, X, y):
     if not protocol.finite_number(lr) or lr <= 0:
         raise InputError(f"network.learning_rate must be a finite number > 0; received {show(lr)}")
     given = protocol.attribute(network, "layout", None)
+    if given is not None and (not isinstance(given, str) or len(given) < 2):
+        raise InputError(f"network.layout must be the axis letters of the network's images, e.g. 'NCHW'; received "
+                         f"{show(given)}")
     letters = None if given is None else layouts.checked(given, len(given), "network.layout")
     spec = {"layers": layers, "layout": letters, "learning_rate": float(lr)}
     spec.update(protocol.training_spec(network))
@@ -147,13 +150,31 @@ class Sides:
         return layouts.move(a, _keras_letters(self.layout), self.layout)
 
 
+def _fits(spec, sides, X, y):
+    """An InputError unless y has the shape of the network's output (batch included) and, for an Embedding first,
+    X holds whole ids in [0, input_dim)."""
+    from keras_impl.stack import output_shapes
+    out = output_shapes(sides.model, spec["layers"], len(X))[-1]
+    if y.shape != tuple(out):
+        raise InputError(f"y has shape {y.shape}; the network's output is {tuple(out)} (one-hot targets of the last "
+                         "layer's shape, e.g. np.eye(classes)[labels])")
+    first = spec["layers"][0]
+    if first["class_name"] == "Embedding":
+        size = int(first["config"]["input_dim"])
+        bad = (X != np.round(X)) | (X < 0) | (X >= size)
+        if bad.any():
+            i = [int(j) for j in np.argwhere(bad)[0]]
+            raise InputError(f"X holds {X[tuple(i)]!r} at index {i}: an Embedding reads whole ids in [0, {size}), "
+                             f"input_dim = {size}")
+
+
 _SIDES = {}  # built once per process for a network's layers, loss, optimizer and input shape, reset for each check
 
 
 def sides_for(spec, shape, dtype):
     import json
-    key = json.dumps([spec["layers"], list(shape[1:]), spec["loss"], spec["loss_config"], spec["optimizer"],
-                      spec["optimizer_config"], dtype], sort_keys=True, default=str)
+    key = json.dumps([spec["layers"], spec["layout"], list(shape[1:]), spec["loss"], spec["loss_config"],
+                      spec["optimizer"], spec["optimizer_config"], dtype], sort_keys=True, default=str)
     if key not in _SIDES:
         _SIDES[key] = Sides(spec, shape, dtype)
     _SIDES[key].step.reset(spec["learning_rate"])
@@ -189,8 +210,8 @@ def check_layers(network, X, y, steps=None, epochs=None, batch_size=None, seed=0
                          f"networks only); received referee={referee!r}")
     use_backend("tensorflow")
     X = np.asarray(X)
-    if X.ndim < 2:
-        raise InputError(f"X must have a batch axis and at least one more; received shape {X.shape}")
+    if X.ndim < 2 or X.size == 0:
+        raise InputError(f"X must have a batch axis and at least one more, and rows; received shape {X.shape}")
     y = np.asarray(y)
     y_shape = y.shape
     flat, y, notes = data.checked(X.reshape(len(X), -1), y.reshape(len(y), -1) if y.ndim > 2 else y, dtype)
@@ -201,8 +222,16 @@ def check_layers(network, X, y, steps=None, epochs=None, batch_size=None, seed=0
     protocol.read_only(X), protocol.read_only(y)
     steps, batch_size, steps_per_epoch = lengths(X.shape[0], steps, epochs, batch_size, seed, notes)
     sides = sides_for(spec, X.shape, dtype)
+    _fits(spec, sides, X, y)
     u = UNIT_ROUNDOFF[dtype]
     stepper = LayerStepper(network, spec, sides, u, history)
+    initial = stepper._weights("network.get_weights()", [s[2] for s in sides.specs])
+    bad = next(((k, w) for k, w in enumerate(initial) if not np.all(np.isfinite(w))), None)
+    if bad:
+        k, w = bad
+        where = [int(j) for j in np.argwhere(~np.isfinite(w))[0]]
+        raise InputError(f"network.get_weights() {sides.weight_names[k]} holds {w[tuple(where)]} at index {where} "
+                         "before any training; expected finite initial weights")
     if recorder is not None:
         recorder.begin(spec, sides, X, y, batch_size)
     t_setup = time.perf_counter()
@@ -424,13 +453,12 @@ class LayerStepper:
         self.tally.begin_step()
         numpy = self.numpy_step(X, y, masks)
         self.current = {"step": step, "X": X, "y": y, "numpy": numpy}
-        if numpy["forward"][-1].shape[0] != len(X) or any(
-                a.shape != tuple(s) for a, s in zip(numpy["forward"], self._output_shapes(len(X)))):
-            bad = next(i for i, (a, s) in enumerate(zip(numpy["forward"], self._output_shapes(len(X))))
-                       if a.shape != tuple(s))
+        shapes = self._output_shapes(len(X))
+        bad = next((i for i, (a, s) in enumerate(zip(numpy["forward"], shapes)) if a.shape != tuple(s)), None)
+        if bad is not None:
             raise InputError(f"network.forward(X) item {bad} ({sides.layer_names[bad]}) has shape "
                              f"{numpy['forward'][bad].shape} in Keras's layout; Keras's output is "
-                             f"{self._output_shapes(len(X))[bad]}")
+                             f"{shapes[bad]}")
         keras = sides.step.step(numpy["weights"], X, y, numpy["forward"])
         self.current.update(keras=keras, drawn=drawn)
         tol = self.current["tol"] = self.tolerances(X, y, numpy, keras, drawn)
@@ -490,7 +518,7 @@ class LayerStepper:
             elif i == L - 1:
                 e_dout = e_top
             else:
-                sent = consumers.get(i, [])
+                sent = [c for c in consumers.get(i, []) if c in e_into]  # a consumer the loss does not reach: no gradient
                 e_dout = sum(e_into[c] for c in sent)
                 if len(sent) > 1:
                     e_dout = e_dout + gamma(len(sent) - 1, u) * sum(np.abs(slot_dx[c]) for c in sent)
@@ -508,14 +536,12 @@ class LayerStepper:
                            spec["layers"][i].get("call"), e_dout=e_dout)
             finally:
                 set_seed_state(layers[i], after)
-            out_tol[i] = b["output"]
-            if dout is None:
-                continue
+            out_tol[i] = b["output"]  # and where the loss does not reach the layer, its gradients' (zeros) from dout 0
             for k, t in zip([k for k in sides.trainable if sides.specs[k][0] == i], b["weights"]):
                 grad_tol[k] = t
             for k, t in zip([k for k in sides.frozen if sides.specs[k][0] == i], b["state"]):
                 state_tol[k] = t
-            if b["input_gradient"] is not None:
+            if b["input_gradient"] is not None and dout is not None:
                 e_into[(i, 0)] = b["input_gradient"] / 2  # one side's
         grads_tol = [grad_tol[k] for k in sides.trainable]
         trainable_in = [keras["weights_in"][k] for k in sides.trainable]

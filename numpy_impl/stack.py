@@ -347,7 +347,8 @@ class Stack:
         douts, grads, sources = {(logits_at if fused else L - 1): dout}, [], self._sources()
         for i in reversed(range(L - 1 if fused else L)):
             m = self.modules[i]
-            if i not in douts:  # nothing after it reaches the loss
+            if i not in douts:  # nothing after it reaches the loss: its gradients are zeros
+                grads[:0] = [np.zeros_like(w) for w in m.keras(m.weights)[:m.trainable]]
                 continue
             dx, g = m.backward(douts.pop(i))
             grads[:0] = m.keras(g + m.weights[len(g):])[:m.trainable] if g else []

@@ -1,6 +1,8 @@
 """Whole layered networks (compare/stack_check.py): the project's own CNN, CNN with batch norm and dropout, LSTM
 and GRU agree with Keras step after step; planted mistakes are caught at the right step, layer and tensor, with
 the right cause; a broken protocol is a one-line error."""
+import re
+
 import numpy as np
 import pytest
 
@@ -76,6 +78,7 @@ def test_a_mistake_of_one_part_in_ten_million_in_one_gradient_element_is_caught(
     X, y = digits
     report = check(Off(net.modules, net.loss, net.optimizer, net.learning_rate), X, y, steps=2, batch_size=32)
     assert (report["first_mismatch"]["quantity"], report["first_mismatch"]["name"]) == ("gradient", "d1:Conv2D/kernel")
+    assert report["causes"] == []  # one element: no factor explains it (a review found "constant factor 1" named)
 
 
 def test_the_moving_statistics_after_each_step_are_compared(digits):
@@ -256,3 +259,99 @@ def test_the_finite_difference_referee_names_the_side_whose_gradient_is_wrong(di
     assert flipped["referee"]["verdict"] == "numpy" and flipped["referee"]["keras"]["max_diff_over_allowance"] <= 1
     with pytest.raises(InputError, match="finite_differences"):
         check(stack.cnn(), X, y, steps=1, referee="exact")
+
+
+
+def test_large_logits_are_no_false_alarm(digits):
+    """Found by a review: at learning rate 10 the logits reach 1e4 and a softmax of 1 − 1.2e-13 rounds to 1.0 on
+    one side (exp(z − lse), lse rounded by u·|lse|): the loss rule's bound of the softmax now carries that term."""
+    X, y = digits
+    report = check(stack.cnn(learning_rate=10.0), X, y, steps=4, batch_size=32)
+    assert report["verdict"] == "ok", report["diagnosis"]
+
+
+def test_a_double_update_and_an_unbiased_variance_are_told_apart(digits):
+    class Twice(stack.BatchNorm):  # forward(X) updates the moving statistics too
+        def forward(self, x, training, update):
+            return super().forward(x, training, training)
+
+    class Unbiased(stack.BatchNorm):  # the moving variance from the unbiased (m − 1) estimate
+        def forward(self, x, training, update):
+            old = self.weights[3]
+            out = super().forward(x, training, update)
+            if update:
+                m = x.size // x.shape[1]
+                var = np.moveaxis(x, 1, -1).reshape(-1, x.shape[1]).var(axis=0, ddof=1)
+                self.weights[3] = old * 0.99 + var * (1 - 0.99)
+                assert m > 1
+            return out
+    X, y = digits
+    causes = []
+    for module in (Twice(8), Unbiased(8)):
+        net = stack.cnn(batch_norm=True)
+        net.modules[2] = module
+        report = check(net, X, y, steps=2, batch_size=32)
+        assert report["first_mismatch"]["name"].startswith("2:BatchNormalization/moving_")
+        causes.append(report["causes"])
+    assert causes == [["double_update"], []]
+
+
+def test_a_layer_that_reaches_nothing_has_zero_gradients(digits):
+    net = stack.cnn()
+    side = stack.Dense(np.random.default_rng(1).uniform(-0.1, 0.1, (3, 72)), np.zeros(3))
+    side.inputs = [4]
+    net.modules.insert(5, side)
+    for m in net.modules[6:]:  # the layers after it read what they read before
+        m.inputs = [4] if isinstance(m, stack.Dense) else [6]
+    X, y = digits
+    report = check(net, X, y, steps=2, batch_size=32)
+    assert report["verdict"] == "ok", report["diagnosis"]
+
+
+class Hostile(stack.Stack):
+    def __init__(self, how, **kw):
+        net = stack.cnn()
+        super().__init__(net.modules, net.loss, net.optimizer, net.learning_rate)
+        self.how = how
+        if how == "layout_int":
+            self.layout = 5
+        if how == "layout_wrong":
+            self.layout = "NHWC"
+
+    def get_weights(self):
+        w = super().get_weights()
+        if self.how == "nan_weights":
+            w[0] = w[0].copy()
+            w[0][0, 0, 0, 0] = np.nan
+        return w
+
+    def forward(self, X):
+        out = super().forward(X)
+        return [float(a.ravel()[0]) for a in out] if self.how == "floats" else out
+
+
+@pytest.mark.parametrize("how, words", [
+    ("layout_int", "network.layout must be the axis letters"),
+    ("nan_weights", "1:Conv2D/kernel holds nan at index [0, 0, 0, 0] before any training"),
+    ("floats", "network.forward(X) item 0 (0:Reshape) has shape ()"),
+    ("layout_wrong", "has shape"),
+])
+def test_hostile_networks_found_by_a_review_get_one_line(digits, how, words):
+    X, y = digits
+    check(stack.cnn(), X, y, steps=1, batch_size=32)  # a check of another layout first: nothing of it is reused
+    with pytest.raises(InputError) as exc:
+        check(Hostile(how), X, y, steps=1, batch_size=32)
+    assert words in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_data_that_does_not_fit_the_network_is_refused(digits, sequences):
+    X, y = digits
+    for bad_y, shape in ((np.argmax(y, axis=1), "(1797, 1)"), (y[:, :9], "(1797, 9)")):
+        with pytest.raises(InputError, match=rf"y has shape {re.escape(shape)}; the network's output is \(1797, 10\)"):
+            check(stack.cnn(), X, bad_y, steps=1, batch_size=32)
+    with pytest.raises(InputError, match="X must have a batch axis"):
+        check(stack.cnn(), X[:0], y[:0], steps=1)
+    Xs, ys = sequences
+    for bad in (Xs + 0.5, np.where(Xs == 3, 8, Xs)):
+        with pytest.raises(InputError, match=r"an Embedding reads whole ids in \[0, 8\)"):
+            check(stack.MODELS["transformer"](), bad, ys, steps=1, batch_size=32)

@@ -111,7 +111,9 @@ def user_frame(exc):
     while tb is not None:
         name = tb.tb_frame.f_code.co_filename
         path = os.path.abspath(name)
-        if not name.startswith("<") and not any(path.startswith(d + os.sep) for d in [*ours, *libraries]):
+        generated = "__autograph_generated_file" in os.path.basename(name)  # TensorFlow's, from our tf.functions
+        if not name.startswith("<") and not generated and not any(path.startswith(d + os.sep)
+                                                                  for d in [*ours, *libraries]):
             found = f"{os.path.relpath(path)}:{tb.tb_lineno}"
         tb = tb.tb_next
     return found

@@ -26,11 +26,16 @@ def walkthrough(argv):
         from numpy_impl.stack import MODELS
 
         from .. import walkthrough_layers
-        X, y = data.load("digits" if args.data == "guide" else args.data)
+        if args.data not in ("guide", "digits"):
+            raise InputError(f"--model {args.model} walks through the digits; received --data {args.data}")
+        X, y = data.load("digits")
         run = walkthrough_layers.run(lambda: MODELS[args.model](args.seed), X, y)
     else:
         impl = "numpy_impl:seed_network" if args.impl is None else args.impl
         network = protocol.load_factory(impl)  # a factory that fails is refused before any stage runs
+        if protocol.attribute(network, "layers", None) is not None:
+            raise InputError(f"--impl {impl} is a network with layers: the walkthrough takes the project's own (--model "
+                             "cnn, cnn-bn, lstm, gru); check yours with python -m compare --impl")
         shape = shape_hint(network) if args.data == "random" else (None, None)
         X, y = data.load(args.data, *shape, loss=protocol.attribute(network, "loss", "mse"), seed=args.seed)
         run = stages.run(lambda: protocol.load_factory(impl), X, y, args.epochs)

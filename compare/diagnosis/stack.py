@@ -21,6 +21,8 @@ def _factor(mine, ref):
     c0 = np.median(c)
     if not np.isfinite(c0) or c0 == 0 or np.max(np.abs(c - c0)) > 1e-6 * abs(c0):
         return None
+    if abs(c0 - 1) <= 1e-6:  # the values agree but for a few elements: no factor explains the mismatch
+        return None
     if not np.allclose(mine, c0 * ref, rtol=1e-6, atol=1e-12 * np.max(np.abs(ref))):
         return None
     return float(c0)
@@ -52,10 +54,13 @@ def explain(stop, stepper):
     if q == "forward" and m.get("phase") == "inference":
         i = sides.layer_names.index(name)
         layer = sides.layer_names[i]
+        cls = layer.split(":")[1]
         text = (f"after training, in inference mode (training=False), {layer} gives another output than Keras's layer "
-                "on the same input, although every training step agreed: the layer's inference path differs (batch "
-                "normalization must use its moving statistics, dropout must be the identity)")
-        causes.append("inference_mode")
+                "on the same input, although every training step agreed: the layer's inference path differs")
+        if cls in ("BatchNormalization", "Dropout"):
+            causes.append("inference_mode")
+            text += (" (batch normalization must use its moving statistics)" if cls == "BatchNormalization" else
+                     " (dropout must be the identity)")
         location = _location(step, i, layer, name)
     elif q == "forward":
         i = sides.layer_names.index(name)
@@ -88,10 +93,11 @@ def explain(stop, stepper):
     elif q == "loss":
         text = "the loss differs from Keras's on the numpy side's own output: the mistake is in the loss's value"
         c = _factor(np.float64(numpy["loss"]), np.float64(keras["loss"]))
-        if c is not None and c != 1:
+        if c is not None:  # one number always fits some factor: only a known one names a cause
             cause, words = _factor_words(c, rows)
-            causes.append(cause)
-            text += f"; {words}"
+            if cause != "constant_factor":
+                causes.append(cause)
+                text += f"; {words}"
         location = _location(step, len(sides.layer_names) - 1, sides.layer_names[-1], "loss")
     elif q == "gradient":
         k = sides.weight_names.index(name[1:])
@@ -127,10 +133,14 @@ def explain(stop, stepper):
             text = (f"{name}, a non-trainable weight, differs after the step: {layer}'s training call updates it "
                     "otherwise than Keras's")
             implied = _momentum(stepper, k)
-            if implied is not None:
+            momentum = stepper.spec["layers"][i]["config"].get("momentum", 0.99)
+            if implied is not None and abs(implied - momentum ** 2) <= 1e-6:
+                causes.append("double_update")
+                text += (f"; the numpy side's value is two updates with momentum {momentum} ({implied:.6g} = "
+                         f"{momentum}²): the statistics were updated twice in the step (forward(X) must not change them)")
+            elif implied is not None:
                 causes.append("momentum")
-                text += f"; the numpy side's value fits a momentum of {implied:.6g} (Keras's layer: " \
-                        f"{stepper.spec['layers'][i]['config'].get('momentum', 0.99)})"
+                text += f"; the numpy side's value fits a momentum of {implied:.6g} (Keras's layer: {momentum})"
         else:
             text = (f"every gradient agrees and {name} after the optimizer's step does not: the mistake is in the "
                     f"update ({stepper.spec['optimizer']})")
@@ -186,4 +196,4 @@ def _momentum(stepper, k):
         return None
     mu = (mine[ok] - stat[ok]) / denom[ok]
     mu0 = float(np.median(mu))
-    return mu0 if np.max(np.abs(mu - mu0)) <= 1e-6 * max(abs(mu0), 1e-3) and abs(mu0 - momentum) > 1e-9 else None
+    return mu0 if np.max(np.abs(mu - mu0)) <= 1e-6 * max(abs(mu0), 1e-3) and abs(mu0 - momentum) > 1e-6 else None
