@@ -2,7 +2,8 @@
 of 32: each checked for 200 steps synced and 200 free-running (verdict, largest diff/tolerance per quantity, the
 drift, seconds per step), and, for the CNN and the LSTM, the cost
 of a checked step against Keras's own compiled training step plus the numpy network's step, as ratios within
-one run: rounds interleave the three (the check on 10 steps, 10 Keras steps, 10 numpy steps), medians reported.
+one run: rounds interleave the three (the check on 30 steps, its setup included, 30 Keras steps, 30 numpy steps),
+medians reported.
 
     python benchmarks/networks.py [STEPS] [ROUNDS]       (STEPS 0: the cost ratios only)
 """
@@ -29,7 +30,7 @@ def keras_train_step(network, X, y):
     return train_step(describe(network, X, y), network.get_weights(), X.shape[1:])[1]
 
 
-def ratio(name, X, y, rounds, per_round=10):
+def ratio(name, X, y, rounds, per_round=30):
     rng = np.random.default_rng(0)
     batches = [rng.choice(len(X), BATCH, replace=False) for _ in range(per_round)]
     net_numpy = MODELS[name]()

@@ -37,6 +37,11 @@ STACKABLE = ("Dense", "Conv1D", "Conv2D", "MaxPooling2D", "AveragePooling2D", "G
 GRAPH_ONLY = ("Add",)
 
 
+class Inconclusive(Exception):
+    """The check cannot judge past this point: a tolerance that overflowed where the values are finite (live), or a
+    layer output that is not the recorded one bit for bit (a golden replay); the message says which."""
+
+
 def read_layers(network):
     """network.layers checked: [{"class_name", "config"[, "inputs", "call"]}], each a known kind Keras's rules
     accept, wired to earlier layers only (−1: the network's input), Add to two, every other layer to one."""
@@ -168,6 +173,16 @@ def _fits(spec, sides, X, y):
                              f"input_dim = {size}")
 
 
+# Measured on Keras 3.15.1, TensorFlow 2.21.0 (benchmarks/networks.py: the transformer's free-running drift 2.9e-3
+# after one step, matched to 7e-18 by the per-occurrence formula).
+SPARSE_NOTE = ("Keras's own training (model.fit) hands an Embedding's gradient to {optimizer} as IndexedSlices, one "
+               "row per occurrence of an id in the batch, and updates the optimizer's state per occurrence: for Adam "
+               "m += Σ_i (g_i − m)(1 − β1) and v += Σ_i (g_i² − v)(1 − β2) over an id's k occurrences, where the "
+               "summed gradient g = Σ_i g_i gives m += (g − m)(1 − β1), v += (g² − v)(1 − β2); the check compares "
+               "the numpy side with the update on the summed gradient (Keras's update of every other weight), and "
+               "free-running, which follows Keras's own training, drifts from the first step")
+
+
 _SIDES = {}  # built once per process for a network's layers, loss, optimizer and input shape, reset for each check
 
 
@@ -225,6 +240,8 @@ def check_layers(network, X, y, steps=None, epochs=None, batch_size=None, seed=0
     _fits(spec, sides, X, y)
     u = UNIT_ROUNDOFF[dtype]
     stepper = LayerStepper(network, spec, sides, u, history)
+    if any(d["class_name"] == "Embedding" for d in spec["layers"]) and stepper.update.keeps_state:
+        notes.append(SPARSE_NOTE.format(optimizer=spec["optimizer"]))
     initial = stepper._weights("network.get_weights()", [s[2] for s in sides.specs])
     bad = next(((k, w) for k, w in enumerate(initial) if not np.all(np.isfinite(w))), None)
     if bad:
@@ -270,6 +287,9 @@ def check_layers(network, X, y, steps=None, epochs=None, batch_size=None, seed=0
             stepper.stop = stop
             stepper.checked = stepper.current["step"] + 1 if stepper.current.get("phase") != "inference" else steps
             stepper.tally.end_step()
+        except Inconclusive as exc:
+            stepper.unbounded = str(exc)
+            notes.append(str(exc))
     notes += [f"the network's code raised {text} during the check, which Python ignored" for text in ignored]
     stop = stepper.stop
     judged = None
@@ -277,6 +297,8 @@ def check_layers(network, X, y, steps=None, epochs=None, batch_size=None, seed=0
     if referee and at is not None:
         judged = _referee(at, sides, seed, stop.mismatch["quantity"] if stop and stop.mismatch else None)
     verdict = verdict_of(stop, stepper.checked, steps)
+    if stepper.unbounded and not stop:
+        verdict = "inconclusive"
     if verdict == "ok" and stepper.coarse:
         verdict = "inconclusive"
         worst = max(stepper.coarse, key=lambda c: c["resolution"])
@@ -342,6 +364,7 @@ class LayerStepper:
         self.stop, self.checked, self.epoch, self.current, self.first = None, 0, 0, None, None
         self.coarse = []  # [{name, resolution, step}]: tensors whose rounding allows a mistake too large to pass
         self.inferred = None  # after the steps: {"rows", "compared"} of the inference-mode comparison
+        self.unbounded = None  # the note of a step whose tolerance overflowed: the check stopped there
 
     def inference(self, X, method):
         """The trained network in inference mode on every row of X: each layer's output (network.inference(X))
@@ -462,12 +485,32 @@ class LayerStepper:
         keras = sides.step.step(numpy["weights"], X, y, numpy["forward"])
         self.current.update(keras=keras, drawn=drawn)
         tol = self.current["tol"] = self.tolerances(X, y, numpy, keras, drawn)
+        self.bounded(step, keras, tol)
         self.first = self.first or self.current
         self.compare(step, numpy, keras, tol)
         self.coarse += [dict(c, step=step) for c in self.coarse_tensors(keras, tol) if c["name"] not in
                         {seen["name"] for seen in self.coarse}]
         self.checked = step + 1
         self.tally.end_step(numpy["loss"], keras["loss"])
+
+    def bounded(self, step, keras, tol):
+        """Raise Inconclusive where a tolerance overflowed (inf, NaN, or the largest float a bound gives for one that
+        overflowed: compare/rounding.py UNBOUNDED) although Keras's values are finite: far-apart logits or saturated
+        recurrent gates at a large learning rate; the check cannot judge that tensor, and says so rather than fail or
+        pass it (found by benchmarks/network_false_alarms.py: a learning rate of 5.4 overflowed an update's bound)."""
+        from .rounding import UNBOUNDED
+        sides = self.sides
+        groups = [(sides.layer_names, keras["outputs"], tol["forward"]),
+                  (["d" + sides.weight_names[k] for k in sides.trainable], keras["grads"], tol["grads"]),
+                  ([sides.weight_names[k] + " (updated)" for k in sides.trainable],
+                   [keras["weights_out"][k] for k in sides.trainable], tol["updated"])]
+        for names, values, tols in groups:
+            for name, v, t in zip(names, values, tols):
+                t = np.asarray(t)
+                if np.all(np.isfinite(v)) and not np.all(np.isfinite(t) & (t < UNBOUNDED)):
+                    raise Inconclusive(f"at step {step} the rounding-error bound of {name} overflowed (Keras's values "
+                                       "are finite there): the check cannot judge this step or the ones after it; a "
+                                       "smaller learning rate keeps the logits and gates in range")
 
     def _output_shapes(self, rows):
         from keras_impl.stack import output_shapes
@@ -598,10 +641,6 @@ class FileSides:
         self.entries = [None] * len(self.layer_names)
 
     to_keras, from_keras = Sides.to_keras, Sides.from_keras
-
-
-class Inconclusive(Exception):
-    """A golden replay that cannot judge past a layer whose output is not the recorded one bit for bit."""
 
 
 def check_layers_golden(network, golden, steps=None, history=False, progress=None):

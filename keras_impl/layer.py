@@ -15,6 +15,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+# tf.function's retracing warning (a batch of another size: the last of an epoch) is noise on a user's terminal
+tf.get_logger().setLevel("ERROR")
+
 
 SELF_ATTENTION = ("MultiHeadAttention",)  # called as self-attention: query = value = key = x
 _BUILT = {}  # (class, config, input shape, dtype) → a built layer: building one costs more than a small call

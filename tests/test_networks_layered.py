@@ -355,3 +355,14 @@ def test_data_that_does_not_fit_the_network_is_refused(digits, sequences):
     for bad in (Xs + 0.5, np.where(Xs == 3, 8, Xs)):
         with pytest.raises(InputError, match=r"an Embedding reads whole ids in \[0, 8\)"):
             check(stack.MODELS["transformer"](), bad, ys, steps=1, batch_size=32)
+
+
+
+def test_a_bound_that_overflows_makes_the_check_inconclusive_not_a_mismatch(digits):
+    """Found by benchmarks/network_false_alarms.py: at a learning rate of 1.6 an LSTM's gates saturate and the bound of
+    its kernel's update overflows at step 1; that step cannot be judged, and the check says so (exit 3)."""
+    X, y = digits
+    report = check(stack.recurrent("lstm", 650, learning_rate=1.6260715395922183), X, y, steps=5, batch_size=32,
+                   seed=717)
+    assert report["verdict"] == "inconclusive" and report["first_mismatch"] is None
+    assert report["steps_checked"] == 1 and "1:LSTM/lstm_cell/kernel (updated) overflowed" in report["notes"][-1]
