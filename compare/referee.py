@@ -92,7 +92,8 @@ def _floats(result):
             "updated": None if result["updated"] is None else [to(w) for w in result["updated"]]}
 
 
-def fd_referee(step, loss_at, weights, numpy_grads, keras_grads, grad_tol, seed=0, mismatch=None, oracle="keras"):
+def fd_referee(step, loss_at, weights, numpy_grads, keras_grads, grad_tol, seed=0, mismatch=None, oracle="keras",
+               include=()):
     """Central differences of the loss, (L(w + h) − L(w − h)) / 2h, in float64, at up to 200 seeded coordinates.
 
     `loss_at` is Keras's own loss where Keras computes in float64, else numpy_impl's float64 loss
@@ -102,6 +103,9 @@ def fd_referee(step, loss_at, weights, numpy_grads, keras_grads, grad_tol, seed=
     difference, an estimate of the truncation error of g_2h, four times that of g_h) plus the
     rounding of the two loss values, 2·u·|L| / h. A side is wrong at a coordinate where it differs
     from the difference quotient by more than 4 × that estimate plus its own bound E.
+
+    include: flat coordinates judged whatever the draw (the mismatching element: found by a review, a doubled
+    bias gradient went unjudged when the draw took none of its coordinates, and the verdict read "neither").
 
     A coordinate where the loss has a kink (relu at exactly 0, a max pool's tie: zero biases and zero pixels
     put many there) has no derivative for differences to estimate: there the one-sided quotients jump,
@@ -114,6 +118,7 @@ def fd_referee(step, loss_at, weights, numpy_grads, keras_grads, grad_tol, seed=
     coords = np.arange(flat.size)
     if flat.size > FD_COORDINATES:
         coords = np.sort(np.random.default_rng(seed).choice(flat.size, FD_COORDINATES, replace=False))
+    coords = np.union1d(coords, np.asarray(include, dtype=int))
     sizes = np.cumsum([0] + [w.size for w in weights])
     base = loss_at(weights)
 
@@ -140,6 +145,9 @@ def fd_referee(step, loss_at, weights, numpy_grads, keras_grads, grad_tol, seed=
     if not smooth.any():
         return dict(result, verdict=None, note=f"the loss has a kink at each of the {coords.size} coordinates tried: "
                                                "finite differences have no derivative to estimate there")
+    if len(include) and not smooth[np.isin(coords, include)].any():
+        return dict(result, verdict=None, note="the loss has a kink at the mismatching element: finite differences "
+                                               "cannot judge it (the other coordinates are in the result)")
     wrong = {}
     for side, grads in (("numpy", numpy_grads), ("keras", keras_grads)):
         g = np.concatenate([x.ravel() for x in grads])[coords][smooth]
