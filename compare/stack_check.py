@@ -677,6 +677,11 @@ def check_layers_golden(network, golden, steps=None, history=False, progress=Non
     sides = FileSides(config)
     stepper = LayerStepper(network, spec, sides, UNIT_ROUNDOFF[config["dtype"]], history)
     notes, stop, inconclusive = list(config.get("notes", [])), None, None
+    if callable(protocol.attribute(network, "inference", None)):
+        notes.append("a golden file records the training steps only: network.inference(X) is compared in a live check "
+                     "(python -m compare), not here")
+    notes.append("a golden replay sets the network to the recorded weights before each step: its own initial weights "
+                 "are not compared")
     t_setup = time.perf_counter()
     with np.errstate(all="ignore"), ignored_exceptions() as ignored:
         try:

@@ -76,7 +76,7 @@ def test_an_edited_file_and_a_file_of_another_network_are_refused(recorded, tmp_
     with pytest.raises(InputError, match="edited after it was recorded"):
         open_file(edited)
     golden = open_file(recorded)
-    with pytest.raises(InputError, match="recorded for layers"):
+    with pytest.raises(InputError, match=r"recorded for other layers: at layers\[2\] it holds .*BatchNormalization"):
         check(stack.cnn(), golden.files["X"], golden.files["y"], golden=golden)
     config = json.loads(str(arrays["config"]))
     assert config["steps"] == 4 and config["layer_names"][2] == "2:BatchNormalization"
@@ -87,3 +87,40 @@ def test_a_network_that_fails_the_live_check_is_not_recorded():
     X, y = load("digits")
     with pytest.raises(InputError, match="does not pass the live check .mismatch, at step 0, d1:Conv2D/kernel"):
         record_layers(BUGS["conv_gradient_sign"][0](), X, y, steps=2, batch_size=32)
+
+
+
+def _forged(recorded, tmp_path, change):
+    """The recorded file with `change(arrays)` applied and its content hash computed again (a deliberate edit)."""
+    from compare.golden.record import HASH, content_hash
+    with np.load(recorded, allow_pickle=False) as f:
+        arrays = dict(f)
+    change(arrays)
+    arrays[HASH] = np.array(content_hash(arrays))
+    path = tmp_path / "forged.npz"
+    np.savez_compressed(path, **arrays)
+    return path
+
+
+def _config(arrays, **changes):
+    config = json.loads(str(arrays["config"]))
+    config.update(changes)
+    arrays["config"] = np.array(json.dumps(config))
+
+
+@pytest.mark.parametrize("change, words", [
+    (lambda a: a.update({k: v * 1e12 + 1 for k, v in a.items() if k.startswith("tol_")}), "more than 1e-06"),
+    (lambda a: a.pop("keras_outputs/3"), "arrays keras_outputs"),
+    (lambda a: _config(a, steps=10), "row_offsets must rise"),
+    (lambda a: _config(a, dtype="float32"), "dtype must be float64"),
+    (lambda a: a.update(rows=a["rows"] + 5000), "rows must index"),
+    (lambda a: a.update(row_offsets=a["row_offsets"][:-1]), "row_offsets must rise"),
+    (lambda a: _config(a, trainable=[99]), "trainable/frozen must index"),
+    (lambda a: a.update(loss=a["loss"].astype(str)), "loss must hold 4 finite float64"),
+    (lambda a: a.update(config=np.array("[1, 2]")), "must be JSON objects"),
+])
+def test_a_forged_file_with_its_hash_recomputed_is_refused_in_one_line(recorded, tmp_path, change, words):
+    """Found by a review: such files passed a wrong network (tolerances inflated) or raised tracebacks."""
+    with pytest.raises(InputError) as exc:
+        open_file(_forged(recorded, tmp_path, change))
+    assert words in str(exc.value) and "damaged golden file" in str(exc.value) and "\n" not in str(exc.value)

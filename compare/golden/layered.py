@@ -110,20 +110,32 @@ class LayeredGolden:
         try:
             self.config = json.loads(str(self.files["config"]))
             self.versions = json.loads(str(self.files["versions"]))
-        except (KeyError, ValueError) as exc:
-            raise InputError(f"{self.path} is a damaged golden file: {exc}") from None
+        except (KeyError, ValueError, RecursionError) as exc:
+            raise InputError(f"{self.path} is a damaged golden file: {type(exc).__name__}: {exc}") from None
+        problem = structure_problem(self.files, self.config, self.versions)
+        if problem:
+            raise InputError(f"{self.path} is a damaged golden file: {problem}")
         self.sha256 = file_sha256(self.path)
         self.backend, self.device, self.computed_dtype = "tensorflow", "recorded", self.config["dtype"]
         self.notes = []
 
     def identity(self):
-        return {"path": self.path, "sha256": self.sha256, "format": "layered 1", "recorded_with": dict(self.versions)}
+        return {"path": self.path, "sha256": self.sha256, "format": 1, "kind": "layered",
+                "recorded_with": dict(self.versions)}
 
     def verify(self, spec):
         """Refuse a network whose layers, loss, optimizer or learning rate are not the recorded ones."""
         recorded = self.config["spec"]
-        for field in ("layers", "layout", "loss", "loss_config", "optimizer", "optimizer_config", "learning_rate"):
-            if json.dumps(spec.get(field), sort_keys=True) != json.dumps(recorded.get(field), sort_keys=True):
+        same = lambda a, b: json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)  # noqa: E731
+        mine, theirs = spec["layers"], recorded.get("layers", [])
+        differ = next((i for i in range(max(len(mine), len(theirs))) if i >= len(mine) or i >= len(theirs)
+                       or not same(mine[i], theirs[i])), None)
+        if differ is not None:
+            shown = lambda layers: json.dumps(layers[differ]) if differ < len(layers) else "no layer"  # noqa: E731
+            raise InputError(f"the golden file {self.path} was recorded for other layers: at layers[{differ}] it holds "
+                             f"{shown(theirs)[:120]}, the network {shown(mine)[:120]}; record a file for this network")
+        for field in ("layout", "loss", "loss_config", "optimizer", "optimizer_config", "learning_rate"):
+            if not same(spec.get(field), recorded.get(field)):
                 raise InputError(f"the golden file {self.path} was recorded for {field} "
                                  f"{json.dumps(recorded.get(field))[:160]}, but the network checked declares "
                                  f"{json.dumps(spec.get(field))[:160]}; record a file for this network")
@@ -141,3 +153,74 @@ class LayeredGolden:
         for kind in ROWS:
             out[kind] = [f[f"{kind}/{i}"][lo:hi] for i in range(self.count(kind))]
         return out
+
+
+# A recorded tolerance is at most this fraction of its quantity's largest value at that step: a live check whose
+# tolerance is coarser is not "ok" (compare/layer_check.py COARSE) and is never recorded. The hash finds damage, not
+# a deliberate edit whose hash was computed again; with this rule such an edit can hide a mistake only below 1e-6 of
+# the largest value (found by a review: tolerances multiplied by 1e12 and the hash recomputed passed a sign flip).
+PLAUSIBLE = 1e-6
+
+
+def structure_problem(files, config, versions):
+    """What makes a layered file's content impossible for a recording (None if nothing): the config's fields, every
+    array's presence, dtype and shape, the batches' rows and offsets, finite tolerances ≥ 0 and plausible in size."""
+    if not isinstance(config, dict) or not isinstance(versions, dict):
+        return "config and versions must be JSON objects"
+    need = {"spec": dict, "dtype": str, "steps": int, "batch_size": int, "seed": int, "layer_names": list,
+            "weight_names": list, "weight_shapes": list, "trainable": list, "frozen": list, "sources": list,
+            "dropouts": list, "x_shape": list}
+    for key, kind in need.items():
+        if not isinstance(config.get(key), kind) or isinstance(config.get(key), bool):
+            return f"config {key} must be a {kind.__name__}; received {json.dumps(config.get(key))[:80]}"
+    if config["dtype"] != "float64" or config["steps"] < 1 or not isinstance(config["spec"].get("layers"), list):
+        return "config dtype must be float64, steps ≥ 1 and spec.layers a list"
+    n_layers, n_weights, steps = len(config["layer_names"]), len(config["weight_names"]), config["steps"]
+    tr, fr = config["trainable"], config["frozen"]
+    if not all(isinstance(k, int) and 0 <= k < n_weights for k in tr + fr) or len(config["weight_shapes"]) != n_weights:
+        return "config trainable/frozen must index the weights, and weight_shapes give each weight's shape"
+    try:
+        X, y, rows, offsets = files["X"], files["y"], files["rows"], files["row_offsets"]
+        if X.dtype != np.float64 or y.dtype != np.float64 or rows.dtype.kind not in "iu" or offsets.dtype.kind not in "iu":
+            return "X and y must be float64, rows and row_offsets integers"
+        if offsets.shape != (steps + 1,) or offsets[0] != 0 or np.any(np.diff(offsets) <= 0) or offsets[-1] != len(rows):
+            return f"row_offsets must rise from 0 to the {len(rows)} rows in {steps} steps"
+        if rows.size and (rows.min() < 0 or rows.max() >= len(X)) or len(X) != len(y):
+            return f"rows must index the {len(X)} rows of X and y"
+        for name in ("loss", "tol_loss"):
+            if files[name].shape != (steps,) or files[name].dtype != np.float64 or not np.all(np.isfinite(files[name])):
+                return f"{name} must hold {steps} finite float64 numbers"
+        counts = {"weights_in": n_weights, "weights_out": n_weights, "grads": len(tr), "tol_grads": len(tr),
+                  "tol_updated": len(tr), "tol_state": len(fr), "numpy_outputs": n_layers, "keras_outputs": n_layers,
+                  "tol_forward": n_layers, "masks": len(config["dropouts"])}
+        shapes = [tuple(s) for s in config["weight_shapes"]]
+        expected = {"weights_in": shapes, "weights_out": shapes, "grads": [shapes[k] for k in tr],
+                    "tol_grads": [shapes[k] for k in tr], "tol_updated": [shapes[k] for k in tr],
+                    "tol_state": [shapes[k] for k in fr]}
+        for kind, n in counts.items():
+            present = sorted(int(name.split("/")[1]) for name in files if name.startswith(kind + "/"))
+            if present != list(range(n)):
+                return f"it holds {len(present)} arrays {kind}/…; expected {n}"
+            for i in range(n):
+                a = files[f"{kind}/{i}"]
+                want = (steps,) + expected[kind][i] if kind in expected else None
+                if a.dtype != np.float64 or (want and a.shape != want) or (not want and a.shape[:1] != (len(rows),)):
+                    return f"{kind}/{i} has dtype {a.dtype} and shape {a.shape}; expected float64 {want or (len(rows), '…')}"
+        for kind, values in (("tol_forward", "keras_outputs"), ("tol_grads", "grads"), ("tol_updated", None)):
+            for i in range(counts[kind]):
+                t = files[f"{kind}/{i}"]
+                if not np.all(np.isfinite(t) & (t >= 0)):
+                    return f"{kind}/{i} holds a tolerance that is not a finite number ≥ 0"
+        for kind, values in (("tol_forward", "keras_outputs"), ("tol_grads", "grads")):
+            for t in range(steps):
+                lo, hi = offsets[t], offsets[t + 1]
+                part = (lambda a: a[lo:hi]) if kind == "tol_forward" else (lambda a: a[t])
+                largest = max(float(np.max(np.abs(part(files[f"{values}/{i}"])), initial=0.0))
+                              for i in range(counts[kind]))
+                worst = max(float(np.max(part(files[f"{kind}/{i}"]), initial=0.0)) for i in range(counts[kind]))
+                if worst > PLAUSIBLE * largest + 1e-300:
+                    return (f"at step {t} a tolerance of {kind} is {worst:.3g}, more than {PLAUSIBLE:g} of the largest "
+                            f"recorded value ({largest:.3g}): no recording of a passing check holds that")
+    except KeyError as exc:
+        return f"it lacks the array {exc}"
+    return None
