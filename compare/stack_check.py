@@ -106,9 +106,6 @@ def describe(network, X, y):
     letters = None if given is None else layouts.checked(given, len(given), "network.layout")
     spec = {"layers": layers, "layout": letters, "learning_rate": float(lr)}
     spec.update(protocol.training_spec(network))
-    if spec["loss_scale"] != 1.0 or spec["loss_config"].get("reduction", "sum_over_batch_size") != "sum_over_batch_size":
-        raise InputError("a network with layers is checked with Keras's default loss convention (mean over the batch, "
-                         "loss_scale 1)")
     return spec
 
 
@@ -124,7 +121,8 @@ class Sides:
                              f"{str(exc).splitlines()[0]}") from None
         self.specs = stack.weight_specs(self.model)
         self.step = stack.ForcedStep(self.model, spec["layers"], spec["learning_rate"], spec["loss"],
-                                     spec["loss_config"], spec["optimizer"], spec["optimizer_config"])
+                                     spec["loss_config"], spec["optimizer"], spec["optimizer_config"],
+                                     spec["loss_scale"])
         self.entries = [None if d["class_name"] in GRAPH_ONLY else layer_rules.get(d["class_name"])
                         for d in spec["layers"]]
         self.layers = self.model.stack_layers
@@ -189,7 +187,7 @@ _SIDES = {}  # built once per process for a network's layers, loss, optimizer an
 def sides_for(spec, shape, dtype):
     import json
     key = json.dumps([spec["layers"], spec["layout"], list(shape[1:]), spec["loss"], spec["loss_config"],
-                      spec["optimizer"], spec["optimizer_config"], dtype], sort_keys=True, default=str)
+                      spec["loss_scale"], spec["optimizer"], spec["optimizer_config"], dtype], sort_keys=True, default=str)
     if key not in _SIDES:
         _SIDES[key] = Sides(spec, shape, dtype)
     _SIDES[key].step.reset(spec["learning_rate"])
@@ -260,7 +258,7 @@ def check_layers(network, X, y, steps=None, epochs=None, batch_size=None, seed=0
         drift = new_drift()
         own = OwnStep(spec["layers"], X.shape[1:], stepper._weights("network.get_weights()", [s[2] for s in sides.specs]),
                       spec["learning_rate"], spec["loss"], spec["loss_config"], spec["optimizer"],
-                      spec["optimizer_config"], dtype)
+                      spec["optimizer_config"], dtype, spec["loss_scale"])
     with np.errstate(all="ignore"), ignored_exceptions() as ignored:
         try:
             for step in range(steps):
@@ -557,6 +555,10 @@ class LayerStepper:
                                                                   np.zeros_like(rows(x)), u, 1e-7,
                                                                   rows(e_y) if np.ndim(e_y) else e_y,
                                                                   None if logits else rows(x))
+        c = loss_rules.convention_factor(config, spec["loss_scale"], rows(x).shape[0])  # a declared convention
+        if c != 1:
+            e_loss, _, e_top = loss_rules.scaled(c, loss_rules.scale_roundings(c, spec["loss_scale"], u), u, e_loss,
+                                                 np.zeros_like(e_top), e_top, keras["loss"])
         e_top = np.reshape(e_top, x.shape)
         slot_dx, consumers = {}, {}
         given = iter(keras["dxs"])

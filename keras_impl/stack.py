@@ -220,11 +220,12 @@ class OwnStep:
     batches it is given; a Dropout draws from the state it is handed (the mask the numpy side got)."""
 
     def __init__(self, layers, input_shape, weights, learning_rate, loss, loss_config, optimizer, optimizer_config,
-                 dtype="float64"):
+                 dtype="float64", loss_scale=1.0):
         self.model = build(layers, input_shape, dtype)
         for variable, value in zip(variables(self.model), weights):
             variable.assign(value)
         self.loss_fn = LOSSES[loss](dtype=dtype, **(loss_config or {}))
+        self.loss_scale = float(loss_scale)
         self.optimizer = OPTIMIZERS[optimizer](learning_rate=learning_rate, **(optimizer_config or {}))
         self.optimizer.build(self.model.trainable_variables)
         self.seeds = [[v for v in layer.non_trainable_variables if "seed_generator" in v.path]
@@ -234,6 +235,7 @@ class OwnStep:
     def _graph(self, X, y):
         with tf.GradientTape() as tape:
             loss = self.loss_fn(y, self.model(X, training=True))
+            loss = loss if self.loss_scale == 1.0 else loss * self.loss_scale
         grads = tape.gradient(loss, self.model.trainable_variables)
         self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
         return loss

@@ -404,3 +404,27 @@ def test_free_running_past_the_drift_limit_at_the_last_step_is_incomplete(sequen
     X, y = sequences  # the transformer's embedding: Keras's own (per-occurrence) Adam drifts at step 0
     report = check(stack.MODELS["transformer"](), X, y, steps=1, batch_size=32, free_running=True)
     assert report["verdict"] == "incomplete" and report["drift"]["decorrelated_at"] == 0
+
+
+class Convention(stack.Stack):
+    """The CNN under a declared loss convention: loss_config's reduction and loss_scale, as Dense networks take them;
+    `applies` says whether its own loss and gradients follow it (a mistake when not)."""
+
+    def __init__(self, reduction="sum_over_batch_size", scale=1.0, applies=True):
+        net = stack.cnn()
+        super().__init__(net.modules, net.loss, net.optimizer, net.learning_rate)
+        self.loss_config, self.loss_scale, self.applies = {"reduction": reduction}, scale, applies
+
+    def gradients(self, X, y):
+        loss, grads = super().gradients(X, y)
+        c = self.loss_scale * (len(X) if self.loss_config["reduction"] == "sum" else 1) if self.applies else 1.0
+        return loss * c, [g * c for g in grads]
+
+
+def test_a_declared_loss_convention_is_checked(digits):
+    X, y = digits
+    for reduction, scale in (("sum", 1.0), ("sum_over_batch_size", 0.5), ("sum", 0.1)):
+        report = check(Convention(reduction, scale), X, y, steps=3, batch_size=32)
+        assert report["verdict"] == "ok", (reduction, scale, report["diagnosis"])
+    report = check(Convention("sum", applies=False), X, y, steps=2, batch_size=32)  # declares a sum, computes a mean
+    assert report["first_mismatch"]["quantity"] == "loss" and "extra_mean" in report["causes"]
