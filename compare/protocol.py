@@ -134,12 +134,7 @@ def describe(network, n_inputs, n_outputs):
     if not finite_number(lr) or lr <= 0:
         raise InputError(f"network.learning_rate must be a finite number > 0; received {show(lr)}")
     weights = weights_of(network, len(activations))
-    bad = next(((i, w) for i, w in enumerate(weights) if not np.all(np.isfinite(w))), None)
-    if bad:
-        i, w = bad
-        where = [int(j) for j in np.argwhere(~np.isfinite(w))[0]]
-        raise InputError(f"network.get_weights() item {i} holds {w[tuple(where)]} at index {where} before any "
-                         "training; expected finite initial weights")
+    refuse_nonfinite(weights, [f"item {i}" for i in range(len(weights))])
     sizes = [weights[0].shape[1]] + [w.shape[0] for w in weights[0::2]]
     if sizes[0] != n_inputs:
         raise InputError(f"the first kernel takes {sizes[0]} inputs but X has {n_inputs} columns")
@@ -148,6 +143,16 @@ def describe(network, n_inputs, n_outputs):
     spec = {"sizes": sizes, "activations": activations, "learning_rate": float(lr)}
     spec.update(training_spec(network))
     return spec
+
+
+def refuse_nonfinite(weights, names):
+    """An InputError naming the first weight (by `names`) that holds a value that is not finite, before any training."""
+    bad = next(((name, w) for name, w in zip(names, weights) if not np.all(np.isfinite(w))), None)
+    if bad:
+        name, w = bad
+        where = [int(j) for j in np.argwhere(~np.isfinite(w))[0]]
+        raise InputError(f"network.get_weights() {name} holds {w[tuple(where)]} at index {where} before any "
+                         "training; expected finite initial weights")
 
 
 def training_spec(network):

@@ -240,13 +240,7 @@ def check_layers(network, X, y, steps=None, epochs=None, batch_size=None, seed=0
     stepper = LayerStepper(network, spec, sides, u, history)
     if any(d["class_name"] == "Embedding" for d in spec["layers"]) and stepper.update.keeps_state:
         notes.append(SPARSE_NOTE.format(optimizer=spec["optimizer"]))
-    initial = stepper._weights("network.get_weights()", [s[2] for s in sides.specs])
-    bad = next(((k, w) for k, w in enumerate(initial) if not np.all(np.isfinite(w))), None)
-    if bad:
-        k, w = bad
-        where = [int(j) for j in np.argwhere(~np.isfinite(w))[0]]
-        raise InputError(f"network.get_weights() {sides.weight_names[k]} holds {w[tuple(where)]} at index {where} "
-                         "before any training; expected finite initial weights")
+    protocol.refuse_nonfinite(stepper._weights("network.get_weights()", [s[2] for s in sides.specs]), sides.weight_names)
     if recorder is not None:
         recorder.begin(spec, sides, X, y, batch_size)
     t_setup = time.perf_counter()

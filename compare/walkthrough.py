@@ -38,6 +38,16 @@ def stages(spec, rows):
     ]
 
 
+def worst(numpy_values, keras_values, tols):
+    """(largest |diff|, the tolerance at that element, whether every element is within its tolerance)."""
+    diffs = [np.abs(np.asarray(m, float) - np.asarray(k, float)) for m, k in zip(numpy_values, keras_values)]
+    i = int(np.argmax([d.max() if d.size else 0.0 for d in diffs]))
+    j = np.unravel_index(int(np.argmax(diffs[i])), diffs[i].shape)
+    t = np.broadcast_to(tols[i], diffs[i].shape)[j]
+    return float(diffs[i][j]), float(t), bool(all(np.all(d <= np.broadcast_to(s, d.shape))
+                                                   for d, s in zip(diffs, tols)))
+
+
 def kwargs_text(config):
     return ", ".join(f"{k}={v!r}" for k, v in config.items())
 
@@ -68,14 +78,6 @@ def run(make, X, y, epochs=100):
     model.set_weights(keras_impl.to_keras(weights))
     step = environment.keras_step(spec, "float64")
     keras = step.step(weights, X, y)
-
-    def worst(numpy_values, keras_values, tols):
-        diffs = [np.abs(np.asarray(m, float) - np.asarray(k, float)) for m, k in zip(numpy_values, keras_values)]
-        i = int(np.argmax([d.max() for d in diffs]))
-        j = np.unravel_index(int(np.argmax(diffs[i])), diffs[i].shape)
-        t = np.broadcast_to(tols[i], diffs[i].shape)[j]
-        return float(diffs[i][j]), float(t), bool(all(np.all(d <= np.broadcast_to(s, d.shape))
-                                                       for d, s in zip(diffs, tols)))
 
     call = protocol.call
     forward = protocol.checked_list(call("network.forward(X)", network.forward, protocol.read_only(X.copy())),

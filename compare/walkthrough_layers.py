@@ -9,7 +9,7 @@ import itertools
 
 import numpy as np
 
-from .walkthrough import kwargs_text
+from .walkthrough import kwargs_text, worst
 
 BATCH = 32
 
@@ -80,16 +80,6 @@ def run(make, X, y):
     diff, tolerance = (shown.get(k) if isinstance(shown.get(k), float) else float("nan") for k in ("abs_diff",
                                                                                                      "tolerance"))
     yield (f"{texts[4][0]} ({steps} steps)", *texts[4][1:], diff, tolerance, report["ok"] and fit_ok)
-
-
-def worst(numpy_values, keras_values, tols):
-    """(largest |diff|, the tolerance at that element, whether every element is within its tolerance)."""
-    diffs = [np.abs(np.asarray(m, float) - np.asarray(k, float)) for m, k in zip(numpy_values, keras_values)]
-    i = int(np.argmax([d.max() if d.size else 0.0 for d in diffs]))
-    j = np.unravel_index(int(np.argmax(diffs[i])), diffs[i].shape)
-    t = np.broadcast_to(tols[i], diffs[i].shape)[j]
-    return float(diffs[i][j]), float(t), bool(all(np.all(d <= np.broadcast_to(s, d.shape))
-                                                   for d, s in zip(diffs, tols)))
 
 
 def _model(spec, weights, shape):
