@@ -3,7 +3,7 @@
 Both sides compute the same values in floating point, each with its own order of operations; an element's
 tolerance is the sum of both sides' error bounds, 2·E (docs/tolerances.md, "Single layers").
 
-multilinear (dense, convolution, average pooling, dropout with its mask, embedding, flatten, reshape): every
+multilinear (dense, convolution, average pooling, dropout with its mask, embedding): every
 element of the output, of dx and of a weight gradient is a sum of n products of one value of each argument,
 so its error is at most γ_n times the same sum of absolute values, which is the layer itself evaluated on
 |x|, |W| and |dout| (Higham, ch. 3). Keras computes that sum with the same layer:
@@ -11,8 +11,11 @@ so its error is at most γ_n times the same sum of absolute values, which is the
     E = γ_n · (1 + γ_n) · layer(|x|; |W|)            and likewise for the VJP with |dout|
 
 (the factor 1 + γ_n covers the rounding of the absolute-value evaluation itself), with n read from the
-layer's configuration (compare/rules/layers.py). n = 0 (flatten, reshape, an embedding's lookup) makes the
-bound 0: the values must be equal.
+layer's configuration (compare/rules/layers.py). n = 0 (an embedding's lookup) makes the bound 0: the values
+must be equal.
+
+rearrangement (flatten, reshape): the output is the input with its elements moved, dx is dout moved back: exact,
+the values must be equal (dx, in a network, up to dout's own error moved back).
 
 max_pool: the output selects one input (exact); dx sums dout over the windows where an element is the
 largest, so E = γ_n · VJP(x; |dout|), n the windows that overlap.
@@ -57,6 +60,8 @@ def bounds(entry, layer, x, dout, weights, keras_out, numpy_out, training, u, ca
         from .bounds_attention import attention
         return attention(layer, x, dout, weights, training, u, floor, causal=bool((call or {}).get("use_causal_mask")),
                          e_dout=e_dout)
+    if entry["bound"] == "rearrangement":
+        return _rearrangement(x, keras_out, floor, e_dout)
     if entry["bound"] == "activation":
         return _activation(entry["activation"](layer.get_config()), x, dout, keras_out, numpy_out, u, floor, e_dout)
     drawn = seed_state(layer)  # a layer that draws (Dropout): each call below draws the step's mask again
@@ -131,6 +136,13 @@ def _in_float32(layer, twin_x, dout, weights, training, call, n):
 def _config(layer):
     """The layer's own keyword arguments, without its dtype and name (the twin has its own)."""
     return {k: v for k, v in layer.get_config().items() if k not in ("dtype", "name", "trainable")}
+
+
+def _rearrangement(x, keras_out, floor, e_dout=None):
+    """Flatten, Reshape: out = x with its elements moved (row-major order kept), dx = dout moved back; both exact,
+    so E = 0 beyond the floor, and in a network dx carries dout's own error moved back: 2·e_dout (both sides')."""
+    dx = floor + np.zeros(x.shape) if e_dout is None else floor + 2 * np.reshape(e_dout, x.shape)
+    return {"output": floor + np.zeros(keras_out.shape), "input_gradient": dx, "weights": [], "state": []}
 
 
 def _activation(name, z, dout, keras_out, numpy_out, u, floor, e_dout=None):

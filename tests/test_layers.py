@@ -100,3 +100,26 @@ def test_the_report_names_keras_details_for_batch_normalization():
     layer, x, _ = case("BatchNormalization", 1)
     notes = " ".join(check_layer(layer, x, training=True)["notes"])
     assert "ε = " in notes and "biased variance" in notes and "moving" in notes
+
+
+@pytest.mark.parametrize("name, config, shape", [("Flatten", {}, (4, 3, 2, 5)), ("Reshape", {"target_shape": [6, 5]}, (4, 30)),
+                                                 ("Reshape", {"target_shape": [2, 3, 5]}, (4, 6, 5))])
+def test_a_rearrangement_moves_its_upstream_error_back_as_keras_moves_dout(name, config, shape):
+    """Flatten and Reshape are bounded without a VJP (compare/layer_tolerance.py _rearrangement): their outputs
+    must be equal, and in a network dx carries dout's error moved back, which must be where Keras's own autodiff
+    of the layer moves an upstream gradient."""
+    from compare.layer_tolerance import bounds
+    from compare.rounding import underflow
+    from keras_impl.layer import build, forward_and_vjp
+    rng = np.random.default_rng(0)
+    layer = build(name, config, shape, "float64")
+    x = rng.normal(size=shape)
+    out = np.asarray(layer(x))
+    e_dout = rng.uniform(size=out.shape)
+    _, moved, _, _ = forward_and_vjp(layer, x, e_dout)  # Keras's VJP of the layer on e_dout
+    u = 2.0 ** -53
+    b = bounds(LAYERS[name], layer, x, np.zeros_like(out), [], out, out, True, u, e_dout=e_dout)
+    floor = 2 * underflow(u)
+    assert np.array_equal(b["output"], np.full(out.shape, floor))
+    assert np.array_equal(b["input_gradient"], floor + 2 * moved)
+    assert b["weights"] == []

@@ -7,6 +7,8 @@ Each entry:
   bound          how an element's tolerance is computed (compare/layer_tolerance.py):
                  "multilinear"  linear in each argument (dense, convolution, average pooling, dropout with its
                                 mask, embedding): |error| ≤ γ_n · (the layer on |x|, |W|, |dout|) per side
+                 "rearrangement" each output element is one input element, moved in row-major order (Flatten,
+                                Reshape): exact, and dx is dout moved back, exactly
                  "max_pool"     the output is a selection (exact); dx sums dout over the windows an element
                                 is the maximum of: γ_n · (the VJP on x with |dout|)
                  "activation"   the activation's own rules (compare/rules/activations.py)
@@ -260,8 +262,8 @@ LAYERS = {
     "GlobalAveragePooling2D": entry({4: "NHWC"}, "multilinear", _global_pool_terms,
                                     output_letters=lambda letters: letters.replace("H", "").replace("W", ""),
                                     refuse=_conv_refuse),
-    "Flatten": entry(None, "multilinear", _exact_terms, output_letters=lambda letters: letters[0] + "F"),
-    "Reshape": entry(None, "multilinear", _exact_terms, output_letters=None),
+    "Flatten": entry(None, "rearrangement", _exact_terms, output_letters=lambda letters: letters[0] + "F"),
+    "Reshape": entry(None, "rearrangement", _exact_terms, output_letters=None),
     "Dropout": entry(None, "multilinear", _dropout_terms, notes=_dropout_notes, noise=True),
     "Embedding": entry({2: "NT"}, "multilinear", _embedding_terms, output_letters=lambda letters: letters + "F",
                        integer_input=True),
