@@ -276,10 +276,10 @@ def checked_list(value, shapes, what):
     return arrays
 
 
-def checked_gradients(result, shapes):
+def checked_gradients(result, shapes, what="network.gradients(X, y)"):
     """network.gradients(X, y) → (loss, grads), checked for form, count and shapes."""
     if not isinstance(result, (list, tuple)) or len(result) != 2:
-        raise InputError(f"network.gradients(X, y) must return (loss, grads); received {type(result).__name__}")
+        raise InputError(f"{what} must return (loss, grads); received {type(result).__name__}")
     loss, grads = result
 
     def as_float():
@@ -288,6 +288,30 @@ def checked_gradients(result, shapes):
                 raise TypeError
             return float(np.asarray(loss, dtype=np.float64).reshape(()))
         except (TypeError, ValueError):
-            raise InputError(f"network.gradients(X, y) returned loss {show(loss)}; expected a float") from None
-    return call("converting the loss from network.gradients(X, y)", as_float), \
-        checked_list(grads, shapes, "network.gradients(X, y)")
+            raise InputError(f"{what} returned loss {show(loss)}; expected a float") from None
+    return call(f"converting the loss from {what}", as_float), checked_list(grads, shapes, what)
+
+
+# The optional method that returns the layer outputs with the loss and gradients, for a network that computes
+# them anyway: the check then calls it instead of forward(X) and gradients(X, y), one forward pass fewer.
+COMBINED = "forward_and_gradients"
+COMBINED_CALL = "network.forward_and_gradients(X, y)"
+
+
+def combined(network):
+    """network.forward_and_gradients if the network's class defines it (callable), else None. Only the class's own:
+    a wrapper that forwards unknown attributes to a network inside it (__getattr__) and overrides its gradients
+    must not have the inner network's method stand in for its own gradients."""
+    if attribute(type(network), COMBINED, None, "the network's class") is None:
+        return None
+    method = attribute(network, COMBINED, None)
+    return method if callable(method) else None
+
+
+def split_combined(result):
+    """forward_and_gradients(X, y)'s (outputs, loss, grads) → (outputs, (loss, grads)); an InputError otherwise."""
+    if not isinstance(result, (list, tuple)) or len(result) != 3:
+        size = f" of {len(result)}" if isinstance(result, (list, tuple)) else ""
+        raise InputError(f"{COMBINED_CALL} must return (outputs, loss, grads), outputs as forward(X) returns them; "
+                         f"received {type(result).__name__}{size}")
+    return result[0], (result[1], result[2])

@@ -431,11 +431,18 @@ class LayerStepper:
                                  "the check gives both sides, one per Dropout layer")
             protocol.call("network.set_noise(masks)", set_noise,
                           [protocol.read_only(sides.from_keras(m).copy()) for m in masks])
-        forward = self.layer_outputs("network.forward(X)", net.forward, X)
-        loss, grads = protocol.checked_gradients(
-            protocol.call("network.gradients(X, y)", net.gradients, protocol.read_only(sides.from_keras(X).copy()),
-                          protocol.read_only(y.copy())),
-            [shapes[k] for k in sides.trainable])
+        method = protocol.combined(net)
+        if method is not None:  # outputs, loss and gradients from one call
+            what = protocol.COMBINED_CALL
+            outputs, result = protocol.split_combined(protocol.call(
+                what, method, protocol.read_only(sides.from_keras(X).copy()), protocol.read_only(y.copy())))
+            forward = self.as_layer_outputs(f"the outputs of {what}", outputs, "must be")
+        else:
+            what = "network.gradients(X, y)"
+            forward = self.layer_outputs("network.forward(X)", net.forward, X)
+            result = protocol.call(what, net.gradients, protocol.read_only(sides.from_keras(X).copy()),
+                                   protocol.read_only(y.copy()))
+        loss, grads = protocol.checked_gradients(result, [shapes[k] for k in sides.trainable], what)
         grads = [np.array(g) for g in grads]
         protocol.call("network.apply_gradients(grads)", net.apply_gradients, [g.copy() for g in grads])
         updated = self._weights("network.get_weights() after the step", shapes)
@@ -444,11 +451,15 @@ class LayerStepper:
     def layer_outputs(self, what, method, X):
         """method(X) on a read-only copy of X in the network's layout: a list of one array per layer, as float64
         copies in Keras's layout; an InputError naming `what` otherwise."""
+        return self.as_layer_outputs(what, protocol.call(what, method, protocol.read_only(self.sides.from_keras(X).copy())))
+
+    def as_layer_outputs(self, what, got, verb="must return"):
+        """What a network returned as its layer outputs, as float64 copies in Keras's layout; an InputError
+        naming `what` unless it is a list of one array per layer."""
         sides = self.sides
-        got = protocol.call(what, method, protocol.read_only(sides.from_keras(X).copy()))
         n = len(sides.layer_names)
         if not isinstance(got, (list, tuple)) or len(got) != n:
-            raise InputError(f"{what} must return a list of {n} arrays, one per layer; received "
+            raise InputError(f"{what} {verb} a list of {n} arrays, one per layer; received "
                              f"{type(got).__name__}{f' of {len(got)}' if isinstance(got, (list, tuple)) else ''}")
         return [sides.to_keras(np.array(protocol.as_float_array(a, f"{what} item {i}"))) for i, a in enumerate(got)]
 
