@@ -60,12 +60,14 @@ def summarize(mine, ref, tol, picks=False):
                 rmax = np.where(unbounded(tol, K), np.nan, zeros)
                 out = dmax, tol_at, rmax, np.zeros(K, bool)
                 return out + ((_picks(mine, ref, t, rows, largest, largest),) if picks else ())
+        low, bad = tolerance_range(tol, K)
         np.divide(diff, t, out=diff)  # diff/tolerance in place (`flat` views it): 0/0 is NaN, nothing to rank
-        np.nan_to_num(flat, copy=False, nan=0.0, posinf=np.inf, neginf=-np.inf)
+        if not np.all(low > 0):  # a tolerance of 0 somewhere: 0/0 there (else NaN only with a non-finite value)
+            np.nan_to_num(flat, copy=False, nan=0.0, posinf=np.inf, neginf=-np.inf)
         at_ratio = flat.argmax(axis=1)
         rmax = np.where(zero, 0.0, flat[rows, at_ratio])
         at_ratio = np.where(zero, largest, at_ratio)
-        rmax = np.where(unbounded(tol, K), np.nan, rmax)
+        rmax = np.where(bad, np.nan, rmax)
     out = dmax, tol_at, rmax, ~np.isfinite(dmax)
     return out + ((_picks(mine, ref, t, rows, largest, at_ratio),) if picks else ())
 
@@ -82,11 +84,18 @@ def _picks(mine, ref, t, rows, at_diff, at_ratio):
 def unbounded(tol, K):
     """Per step of a stacked tolerance (or one for all K steps): whether any element is not a finite
     number ≥ 0. Two reductions: the largest value is NaN or inf, or the smallest is below 0."""
+    return tolerance_range(tol, K)[1]
+
+
+def tolerance_range(tol, K):
+    """(the smallest tolerance, whether any is not a finite number ≥ 0), per step of a stacked tolerance (or one
+    for all K steps): two reductions, the largest value NaN or inf, or the smallest below 0 (or NaN)."""
     t = np.asarray(tol)
     if t.ndim == 0:
-        return np.broadcast_to(~(np.isfinite(t) & (t >= 0)), (K,))
+        return np.broadcast_to(t, (K,)), np.broadcast_to(~(np.isfinite(t) & (t >= 0)), (K,))
     flat = t.reshape(t.shape[0], -1)
-    return np.broadcast_to(~(np.isfinite(flat.max(axis=1)) & (flat.min(axis=1) >= 0)), (K,))
+    low = flat.min(axis=1)
+    return np.broadcast_to(low, (K,)), np.broadcast_to(~(np.isfinite(flat.max(axis=1)) & (low >= 0)), (K,))
 
 
 def failing(rmax, nonfinite):
