@@ -101,6 +101,27 @@ def test_summaries_are_right_for_arrays_against_their_memory_order():
     assert not nonfinite.any() and np.all(tol_at == 1e-12)
 
 
+def test_summaries_rank_zero_tolerances_and_non_finite_values_as_brute_force_does():
+    """Where a tolerance is 0 an equal element has ratio 0 and a differing one inf; with every tolerance > 0 the
+    NaN-clearing pass is skipped, and a NaN or inf value still makes its step non-finite (failing)."""
+    from compare.tally import failing
+    rng = np.random.default_rng(2)
+    mine = rng.normal(size=(4, 6, 5))
+    ref = mine + rng.normal(size=mine.shape) * 1e-13
+    tol = np.full(mine.shape, 1e-12)
+    tol[0] = 0.0  # step 0: zero tolerance on equal elements, ratio 0
+    ref[0] = mine[0]
+    tol[1, 2, 3] = 0.0  # step 1: one zero tolerance against a nonzero difference: ratio inf
+    ref[2, 1, 1] = np.nan  # steps 2 and 3: a non-finite value with every tolerance positive
+    ref[3, 4, 0] = np.inf
+    dmax, tol_at, rmax, nonfinite = summarize(mine, ref, tol)
+    assert rmax[0] == 0 and dmax[0] == 0 and rmax[1] == np.inf
+    assert nonfinite.tolist() == [False, False, True, True]
+    assert failing(rmax, nonfinite).tolist() == [False, True, True, True]
+    ok = np.abs(mine[1] - ref[1]) / tol[1]
+    assert np.max(ok[np.isfinite(ok)]) < 1  # step 1 fails on the zero tolerance alone
+
+
 @pytest.mark.parametrize("scale", [1.0, 1e-160, 1e-300])
 def test_cauchy_schwarz_bound_is_never_below_the_product(scale):
     rng = np.random.default_rng(1)
