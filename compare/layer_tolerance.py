@@ -61,7 +61,7 @@ def bounds(entry, layer, x, dout, weights, keras_out, numpy_out, training, u, ca
         return attention(layer, x, dout, weights, training, u, floor, causal=bool((call or {}).get("use_causal_mask")),
                          e_dout=e_dout)
     if entry["bound"] == "rearrangement":
-        return _rearrangement(x, keras_out, floor, e_dout)
+        return _rearrangement(layer, x, keras_out, floor, e_dout)
     if entry["bound"] == "activation":
         return _activation(entry["activation"](layer.get_config()), x, dout, keras_out, numpy_out, u, floor, e_dout)
     drawn = seed_state(layer)  # a layer that draws (Dropout): each call below draws the step's mask again
@@ -138,11 +138,20 @@ def _config(layer):
     return {k: v for k, v in layer.get_config().items() if k not in ("dtype", "name", "trainable")}
 
 
-def _rearrangement(x, keras_out, floor, e_dout=None):
+def _rearrangement(layer, x, keras_out, floor, e_dout=None):
     """Flatten, Reshape: out = x with its elements moved (row-major order kept), dx = dout moved back; both exact,
-    so E = 0 beyond the floor, and in a network dx carries dout's own error moved back: 2·e_dout (both sides')."""
-    dx = floor + np.zeros(x.shape) if e_dout is None else floor + 2 * np.reshape(e_dout, x.shape)
-    return {"output": floor + np.zeros(keras_out.shape), "input_gradient": dx, "weights": [], "state": []}
+    so E = 0 beyond the floor, and in a network dx carries dout's own error moved back: 2·e_dout (both sides').
+    A Flatten with data_format "channels_first" moves the channels last first (Keras's Flatten.call), and dout
+    back through the same transposition (found by a review: moved in plain row-major order, the bound had put
+    e_dout on the wrong elements)."""
+    if e_dout is None:
+        return {"output": floor + np.zeros(keras_out.shape), "input_gradient": floor + np.zeros(x.shape),
+                "weights": [], "state": []}
+    moved = np.reshape(e_dout, x.shape)
+    if getattr(layer, "data_format", None) == "channels_first" and x.ndim > 2:
+        moved = np.moveaxis(np.reshape(e_dout, (x.shape[0],) + x.shape[2:] + (x.shape[1],)), -1, 1)
+    return {"output": floor + np.zeros(keras_out.shape), "input_gradient": floor + 2 * moved, "weights": [],
+            "state": []}
 
 
 def _activation(name, z, dout, keras_out, numpy_out, u, floor, e_dout=None):

@@ -263,12 +263,12 @@ def weights_of(network, n_layers):
     return weights
 
 
-def checked_list(value, shapes, what):
+def checked_list(value, shapes, what, verb="returned"):
     """A list of float64 arrays with exactly the given shapes, or an InputError saying what differs."""
     if not isinstance(value, (list, tuple)):
         raise InputError(f"{what} must be a list of {len(shapes)} arrays; received {type(value).__name__}")
     if len(value) != len(shapes):
-        raise InputError(f"{what} returned {len(value)} arrays; expected {len(shapes)}")
+        raise InputError(f"{what} {verb} {len(value)} array{'' if len(value) == 1 else 's'}; expected {len(shapes)}")
     arrays = [as_float_array(v, f"{what} item {i}") for i, v in enumerate(value)]
     for i, (a, shape) in enumerate(zip(arrays, shapes)):
         if a.shape != tuple(shape):
@@ -276,7 +276,7 @@ def checked_list(value, shapes, what):
     return arrays
 
 
-def checked_gradients(result, shapes, what="network.gradients(X, y)"):
+def checked_gradients(result, shapes, what="network.gradients(X, y)", verb="returned"):
     """network.gradients(X, y) → (loss, grads), checked for form, count and shapes."""
     if not isinstance(result, (list, tuple)) or len(result) != 2:
         raise InputError(f"{what} must return (loss, grads); received {type(result).__name__}")
@@ -289,7 +289,8 @@ def checked_gradients(result, shapes, what="network.gradients(X, y)"):
             return float(np.asarray(loss, dtype=np.float64).reshape(()))
         except (TypeError, ValueError):
             raise InputError(f"{what} returned loss {show(loss)}; expected a float") from None
-    return call(f"converting the loss from {what}", as_float), checked_list(grads, shapes, what)
+    grads_what = what if verb == "returned" else f"the gradients of {what}"
+    return call(f"converting the loss from {what}", as_float), checked_list(grads, shapes, grads_what, verb)
 
 
 # The optional method that returns the layer outputs with the loss and gradients, for a network that computes
@@ -299,13 +300,17 @@ COMBINED_CALL = "network.forward_and_gradients(X, y)"
 
 
 def combined(network):
-    """network.forward_and_gradients if the network's class defines it (callable), else None. Only the class's own:
-    a wrapper that forwards unknown attributes to a network inside it (__getattr__) and overrides its gradients
-    must not have the inner network's method stand in for its own gradients."""
-    if attribute(type(network), COMBINED, None, "the network's class") is None:
+    """network.forward_and_gradients where the network itself defines it (its class, or the instance), callable;
+    else None. Looked up without __getattr__: a wrapper that forwards unknown attributes to a network inside it and
+    overrides its gradients must not have the inner network's method stand in for its own gradients (nor when
+    its own property raises AttributeError, which Python would answer from __getattr__)."""
+    import inspect
+    found = call(f"reading network.{COMBINED}", inspect.getattr_static, network, COMBINED, None)
+    if found is None:
         return None
-    method = attribute(network, COMBINED, None)
-    return method if callable(method) else None
+    if hasattr(found, "__get__") and COMBINED not in getattr(network, "__dict__", {}):  # a method or a property
+        found = call(f"reading network.{COMBINED}", found.__get__, network, type(network))
+    return found if callable(found) else None
 
 
 def split_combined(result):

@@ -442,7 +442,9 @@ class LayerStepper:
             forward = self.layer_outputs("network.forward(X)", net.forward, X)
             result = protocol.call(what, net.gradients, protocol.read_only(sides.from_keras(X).copy()),
                                    protocol.read_only(y.copy()))
-        loss, grads = protocol.checked_gradients(result, [shapes[k] for k in sides.trainable], what)
+        loss, grads = protocol.checked_gradients(result, [shapes[k] for k in sides.trainable], what,
+                                                 "are" if method is not None else "returned")
+        self.outputs_name = "network.forward(X)" if method is None else f"the outputs of {what}"  # for shape errors
         grads = [np.array(g) for g in grads]
         protocol.call("network.apply_gradients(grads)", net.apply_gradients, [g.copy() for g in grads])
         updated = self._weights("network.get_weights() after the step", shapes)
@@ -490,7 +492,7 @@ class LayerStepper:
         shapes = self._output_shapes(len(X))
         bad = next((i for i, (a, s) in enumerate(zip(numpy["forward"], shapes)) if a.shape != tuple(s)), None)
         if bad is not None:
-            raise InputError(f"network.forward(X) item {bad} ({sides.layer_names[bad]}) has shape "
+            raise InputError(f"{self.outputs_name} item {bad} ({sides.layer_names[bad]}) has shape "
                              f"{numpy['forward'][bad].shape} in Keras's layout; Keras's output is "
                              f"{shapes[bad]}")
         keras = sides.step.step(numpy["weights"], X, y, numpy["forward"])
@@ -705,7 +707,7 @@ def check_layers_golden(network, golden, steps=None, history=False, progress=Non
                 bad = [a.shape != b.shape for a, b in zip(numpy["forward"], rec["numpy_outputs"])]
                 if any(bad):
                     i = bad.index(True)
-                    raise InputError(f"network.forward(X) item {i} ({sides.layer_names[i]}) has shape "
+                    raise InputError(f"{stepper.outputs_name} item {i} ({sides.layer_names[i]}) has shape "
                                      f"{numpy['forward'][i].shape} in Keras's layout; the recorded one is "
                                      f"{rec['numpy_outputs'][i].shape}")
                 stepper.tally.begin_step()

@@ -76,14 +76,15 @@ class Stepper:
             if method is not None:  # outputs, loss and gradients from one call
                 what = protocol.COMBINED_CALL
                 outputs, result = protocol.split_combined(protocol.call(what, method, batch(X), batch(y)))
-                numpy["forward"] = copies(protocol.checked_list(outputs, shapes, f"the outputs of {what}"))
+                numpy["forward"] = copies(protocol.checked_list(outputs, shapes, f"the outputs of {what}", "are"))
             else:
                 what = "network.gradients(X, y)"
                 numpy["forward"] = copies(protocol.checked_list(
                     protocol.call("network.forward(X)", self.network.forward, batch(X)), shapes,
                     "network.forward(X)"))
                 result = protocol.call(what, self.network.gradients, batch(X), batch(y))
-            loss, grads = protocol.checked_gradients(result, self.shapes, what)
+            loss, grads = protocol.checked_gradients(result, self.shapes, what,
+                                                     "are" if method is not None else "returned")
             numpy["loss"], numpy["grads"] = loss, copies(grads)
             protocol.call("network.apply_gradients(grads)", self.network.apply_gradients, grads)
             numpy["updated"] = copies(protocol.weights_of(self.network, self.n_layers))

@@ -77,11 +77,11 @@ class Network:
     @property
     def forward_and_gradients(self):
         """The check's optional protocol method, (X, y) → (forward(X), loss, grads) from one forward pass; None
-        (no such method) for a subclass that overrides forward or gradients (the guide's printed backprop, a
-        planted bug), whose own two the check must call."""
-        if type(self).forward is not Network.forward or type(self).gradients is not Network.gradients:
-            return None
-        return self._backprop
+        (no such method) where forward or gradients, as looked up on this network, is not this class's own (a
+        subclass's, the guide's printed backprop; one set on the instance or patched on the class: a planted
+        bug), so that the check calls those two."""
+        own = getattr(self.forward, "__func__", None) is _FORWARD and getattr(self.gradients, "__func__", None) is _GRADIENTS
+        return self._backprop if own else None
 
     def _backprop(self, X, y):
         X = X.astype(self.dtype)
@@ -135,3 +135,6 @@ class Network:
 
     def _layers(self):
         return list(zip(self.weights[0::2], self.weights[1::2]))
+
+
+_FORWARD, _GRADIENTS = Network.forward, Network.gradients  # as defined here: forward_and_gradients's test

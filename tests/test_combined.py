@@ -1,5 +1,7 @@
 """The optional protocol method forward_and_gradients(X, y) → (outputs, loss, grads): used in place of forward(X)
 and gradients(X, y) where a network's class defines it, never through a wrapper's delegation, and checked like them."""
+import types
+
 import pytest
 
 import numpy_impl
@@ -75,15 +77,76 @@ def test_a_wrappers_own_gradients_are_not_replaced_by_the_inner_networks_method(
 
 
 def test_subclasses_that_override_forward_or_gradients_are_checked_through_those():
-    """numpy_impl's own networks define the method; a subclass with its own gradients (the guide's printed
-    backprop) or forward is checked through them: the guide's sign flip is still caught at step 0."""
+    """numpy_impl's Network defines the method; a subclass with its own gradients (the guide's printed backprop)
+    or forward is checked through them: the guide's sign flip is still caught at step 0."""
     assert numpy_impl.seed_network().forward_and_gradients is not None
     seed = numpy_impl.seed_network()
     guide = GuideAsWritten(seed.get_weights(), seed.activations, seed.learning_rate)
     assert guide.forward_and_gradients is None
     report = check(guide, X, Y, steps=3)
     assert not report["ok"] and report["first_mismatch"]["quantity"] == "gradient"
-    assert stack.cnn().forward_and_gradients is not None
-    cnn = stack.cnn()
-    own = type("Own", (stack.Stack,), {"gradients": lambda self, X, y: stack.Stack.gradients(self, X, y)})
-    assert own(cnn.modules, cnn.loss, cnn.optimizer, cnn.learning_rate).forward_and_gradients is None
+
+
+GRADIENTS, FORWARD = numpy_impl.Network.gradients, numpy_impl.Network.forward  # before any patch
+
+
+def doubled(self, X, y):
+    loss, grads = GRADIENTS(self, X, y)
+    return loss, [2 * g for g in grads]
+
+
+def shifted(self, X):
+    return [a + 1e-9 for a in FORWARD(self, X)]
+
+
+@pytest.mark.parametrize("where", ["instance", "class"])
+@pytest.mark.parametrize("name, fn, quantity", [("gradients", doubled, "gradient"), ("forward", shifted, "forward")])
+def test_a_method_set_on_the_instance_or_patched_on_the_class_is_the_one_checked(monkeypatch, where, name, fn,
+                                                                                quantity):
+    """Found by a review: the method was chosen by the class's own definitions, so a doubled gradients set on the
+    instance (the way a test plants a bug) was never called and the check said OK."""
+    net = numpy_impl.seed_network()
+    if where == "instance":
+        setattr(net, name, types.MethodType(fn, net))
+    else:
+        monkeypatch.setattr(numpy_impl.Network, name, fn)
+    assert net.forward_and_gradients is None
+    report = check(net, X, Y, steps=3)
+    assert not report["ok"] and (report["first_mismatch"]["step"], report["first_mismatch"]["quantity"]) == (
+        0, quantity)
+
+
+class RaisingWrapper(Wrapper):
+    """A wrapper whose own forward_and_gradients property raises AttributeError: Python would then answer the
+    name from __getattr__, the inner network's method (found by a review)."""
+
+    @property
+    def forward_and_gradients(self):
+        raise AttributeError("not here")
+
+
+def test_a_wrappers_raising_property_is_an_error_not_the_inner_networks_method():
+    with pytest.raises(InputError) as exc:
+        check(RaisingWrapper(), X, Y, steps=2)
+    assert "reading network.forward_and_gradients raised AttributeError: not here" in str(exc.value)
+
+
+def test_numpy_impls_layered_networks_call_forward_apart():
+    """A layered network's forward(X) must change no state (its moving statistics are the step's): numpy_impl's
+    Stack has no forward_and_gradients, so its forward(X) is called and checked every step."""
+    assert not hasattr(stack.cnn(), "forward_and_gradients")
+
+
+class ShortGradients(Counting):
+    @property
+    def forward_and_gradients(self):
+        def run(X, y):
+            outputs, loss, grads = self._backprop(X, y)
+            return outputs, loss, grads[:-1]
+        return run
+
+
+def test_a_short_gradient_list_names_the_gradients_of_the_method():
+    with pytest.raises(InputError) as exc:
+        check(ShortGradients(), X, Y, steps=2)
+    assert "the gradients of network.forward_and_gradients(X, y) are 3 arrays; expected 4" in str(exc.value)

@@ -103,7 +103,9 @@ def test_the_report_names_keras_details_for_batch_normalization():
 
 
 @pytest.mark.parametrize("name, config, shape", [("Flatten", {}, (4, 3, 2, 5)), ("Reshape", {"target_shape": [6, 5]}, (4, 30)),
-                                                 ("Reshape", {"target_shape": [2, 3, 5]}, (4, 6, 5))])
+                                                 ("Reshape", {"target_shape": [2, 3, 5]}, (4, 6, 5)),
+                                                 ("Flatten", {"data_format": "channels_first"}, (4, 3, 2, 5)),
+                                                 ("Flatten", {"data_format": "channels_first"}, (4, 3, 2))])
 def test_a_rearrangement_moves_its_upstream_error_back_as_keras_moves_dout(name, config, shape):
     """Flatten and Reshape are bounded without a VJP (compare/layer_tolerance.py _rearrangement): their outputs
     must be equal, and in a network dx carries dout's error moved back, which must be where Keras's own autodiff
