@@ -11,11 +11,14 @@ def show(value, limit=80):
 
 
 def message_of(exc):
-    """str(exc), or a placeholder when the exception's own __str__ fails."""
+    """str(exc) on one line (a user's message with line breaks is joined with " / "), or a placeholder when the
+    exception's own __str__ fails."""
     try:
-        return str(exc)
+        text = str(exc)
     except BaseException:  # noqa: B036 - a user exception's __str__
         return "(its message could not be read)"
+    return " / ".join(line.strip() for line in text.splitlines() if line.strip()) if "\n" in text or "\r" in text \
+        else text
 
 
 class InputError(ValueError):

@@ -297,20 +297,37 @@ def checked_gradients(result, shapes, what="network.gradients(X, y)", verb="retu
 # them anyway: the check then calls it instead of forward(X) and gradients(X, y), one forward pass fewer.
 COMBINED = "forward_and_gradients"
 COMBINED_CALL = "network.forward_and_gradients(X, y)"
+COMBINED_NOTE = ("the network's forward_and_gradients(X, y) (the protocol's optional method) was checked in place of "
+                 "forward(X) and gradients(X, y), which were not called")
 
 
 def combined(network):
-    """network.forward_and_gradients where the network itself defines it (its class, or the instance), callable;
-    else None. Looked up without __getattr__: a wrapper that forwards unknown attributes to a network inside it and
-    overrides its gradients must not have the inner network's method stand in for its own gradients (nor when
-    its own property raises AttributeError, which Python would answer from __getattr__)."""
+    """network.forward_and_gradients where the network itself defines it (the instance, or its class), callable;
+    else None. Looked up as Python looks it up (a data descriptor of the class, then the instance's own
+    attributes, then the class's), but never through __getattr__ or __getattribute__: a wrapper that forwards
+    unknown attributes to a network inside it and overrides its gradients must not have the inner network's method
+    stand in for its own gradients (nor when its own property raises AttributeError, which Python would answer from
+    __getattr__). Whatever the user's code raises on the way is a one-line InputError."""
     import inspect
-    found = call(f"reading network.{COMBINED}", inspect.getattr_static, network, COMBINED, None)
-    if found is None:
-        return None
-    if hasattr(found, "__get__") and COMBINED not in getattr(network, "__dict__", {}):  # a method or a property
-        found = call(f"reading network.{COMBINED}", found.__get__, network, type(network))
-    return found if callable(found) else None
+
+    def lookup():
+        found = inspect.getattr_static(network, COMBINED, None)
+        if found is None:
+            return None
+        try:
+            own = object.__getattribute__(network, "__dict__")  # the instance's own attributes, as Python sees them
+        except AttributeError:
+            own = {}
+        if not isinstance(network, type) and isinstance(own, dict) and own.get(COMBINED, _MISSING) is found:
+            return found  # an instance attribute: not bound
+        getter = inspect.getattr_static(type(found), "__get__", None)  # a descriptor: looked up on its type
+        if getter is None:
+            return found
+        if isinstance(network, type):  # a class as the network: its attribute as Python gives it, e.g. a function
+            return getter(found, None, network)
+        return getter(found, network, type(network))
+    method = call(f"reading network.{COMBINED}", lookup)
+    return method if callable(method) else None
 
 
 def split_combined(result):

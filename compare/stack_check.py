@@ -284,6 +284,8 @@ def check_layers(network, X, y, steps=None, epochs=None, batch_size=None, seed=0
             stepper.unbounded = str(exc)
             notes.append(str(exc))
     notes += [f"the network's code raised {text} during the check, which Python ignored" for text in ignored]
+    if stepper.outputs_name != "network.forward(X)":
+        notes.append(protocol.COMBINED_NOTE)
     stop = stepper.stop
     judged = None
     at = stepper.current if stop and stepper.current.get("phase") != "inference" else stepper.first
@@ -365,6 +367,7 @@ class LayerStepper:
         self.coarse = []  # [{name, resolution, step}]: tensors whose rounding allows a mistake too large to pass
         self.inferred = None  # after the steps: {"rows", "compared"} of the inference-mode comparison
         self.unbounded = None  # the note of a step whose tolerance overflowed: the check stopped there
+        self.outputs_name = "network.forward(X)"  # or the outputs of forward_and_gradients, where the network has it
 
     def inference(self, X, method):
         """The trained network in inference mode on every row of X: each layer's output (network.inference(X))

@@ -43,6 +43,7 @@ class Stepper:
 
     def __init__(self, network, spec, dtype, computed, backend, notes, history):
         self.network, self.spec, self.dtype, self.computed, self.backend = network, spec, dtype, computed, backend
+        self.notes = notes
         self.n_layers = len(spec["activations"])
         self.names = weight_names(2 * self.n_layers)
         self.shapes = [w.shape for w in protocol.weights_of(network, self.n_layers)]
@@ -75,6 +76,8 @@ class Stepper:
             method = protocol.combined(self.network)
             if method is not None:  # outputs, loss and gradients from one call
                 what = protocol.COMBINED_CALL
+                if protocol.COMBINED_NOTE not in self.notes:
+                    self.notes.append(protocol.COMBINED_NOTE)
                 outputs, result = protocol.split_combined(protocol.call(what, method, batch(X), batch(y)))
                 numpy["forward"] = copies(protocol.checked_list(outputs, shapes, f"the outputs of {what}", "are"))
             else:

@@ -77,10 +77,12 @@ class Network:
     @property
     def forward_and_gradients(self):
         """The check's optional protocol method, (X, y) → (forward(X), loss, grads) from one forward pass; None
-        (no such method) where forward or gradients, as looked up on this network, is not this class's own (a
-        subclass's, the guide's printed backprop; one set on the instance or patched on the class: a planted
-        bug), so that the check calls those two."""
-        own = getattr(self.forward, "__func__", None) is _FORWARD and getattr(self.gradients, "__func__", None) is _GRADIENTS
+        (no such method) where forward, gradients or _backprop, as looked up on this network, is not this class's
+        own bound to this network (a subclass's, the guide's printed backprop; one set on the instance, patched on
+        the class, or another network's: a planted bug), so that the check calls forward and gradients."""
+        own = all(getattr(bound, "__func__", None) is original and getattr(bound, "__self__", None) is self
+                  for bound, original in ((self.forward, _FORWARD), (self.gradients, _GRADIENTS),
+                                          (self._backprop, _BACKPROP)))
         return self._backprop if own else None
 
     def _backprop(self, X, y):
@@ -137,4 +139,6 @@ class Network:
         return list(zip(self.weights[0::2], self.weights[1::2]))
 
 
-_FORWARD, _GRADIENTS = Network.forward, Network.gradients  # as defined here: forward_and_gradients's test
+# As defined here: forward_and_gradients's test that forward, gradients and _backprop are this class's own, bound to
+# the network itself (a bound method of another network set on it, found by a review, had passed a wrong network).
+_FORWARD, _GRADIENTS, _BACKPROP = Network.forward, Network.gradients, Network._backprop

@@ -5,7 +5,7 @@ import types
 import pytest
 
 import numpy_impl
-from compare import check
+from compare import check, protocol
 from compare.errors import InputError
 from numpy_impl import stack
 from numpy_impl.guide import GuideAsWritten
@@ -150,3 +150,56 @@ def test_a_short_gradient_list_names_the_gradients_of_the_method():
     with pytest.raises(InputError) as exc:
         check(ShortGradients(), X, Y, steps=2)
     assert "the gradients of network.forward_and_gradients(X, y) are 3 arrays; expected 4" in str(exc.value)
+
+
+def test_another_networks_bound_method_set_on_the_network_is_not_its_own():
+    """Found by a review: gradients bound to another network (a copy's cached method, a stale twin) passed the
+    property's test of the function alone, and the check said OK on weights 1.5 × the network's."""
+    import copy
+    net, other = numpy_impl.seed_network(), numpy_impl.seed_network()
+    other.set_weights([1.5 * w for w in other.get_weights()])
+    net.gradients = other.gradients
+    assert net.forward_and_gradients is None
+    assert not check(net, X, Y, steps=3)["ok"]
+    cached = numpy_impl.seed_network()
+    cached.gradients = cached.gradients  # a bound method kept on the instance, then the network copied
+    twin = copy.copy(cached)
+    assert twin.forward_and_gradients is None
+    assert not check(twin, X, Y, steps=3)["ok"]
+
+
+class OddDict(numpy_impl.Network):
+    """A network whose __getattribute__ answers __dict__ with a number (found by a review: a raw TypeError)."""
+
+    def __init__(self):
+        seed = numpy_impl.seed_network()
+        super().__init__(seed.get_weights(), seed.activations, seed.learning_rate)
+
+    def __getattribute__(self, name):
+        return 7 if name == "__dict__" else object.__getattribute__(self, name)
+
+
+def test_the_lookup_never_goes_through_the_networks_own_attribute_machinery():
+    report = check(OddDict(), X, Y, steps=3)
+    assert report["ok"] and protocol.COMBINED_NOTE in report["notes"]
+
+
+def test_the_report_says_when_the_method_stood_in_for_forward_and_gradients():
+    assert protocol.COMBINED_NOTE in check(numpy_impl.seed_network(), X, Y, steps=2)["notes"]
+    seed = numpy_impl.seed_network()
+    guide = GuideAsWritten(seed.get_weights(), seed.activations, seed.learning_rate)
+    assert protocol.COMBINED_NOTE not in check(guide, X, Y, steps=2)["notes"]
+
+
+class Raises(Counting):
+    @property
+    def forward_and_gradients(self):
+        def run(X, y):
+            raise RuntimeError("bad\nthing")
+        return run
+
+
+def test_a_message_with_line_breaks_is_one_line():
+    with pytest.raises(InputError) as exc:
+        check(Raises(), X, Y, steps=2)
+    assert str(exc.value).endswith("network.forward_and_gradients(X, y) raised RuntimeError: bad / thing")
