@@ -308,24 +308,23 @@ def combined(network):
     unknown attributes to a network inside it and overrides its gradients must not have the inner network's method
     stand in for its own gradients (nor when its own property raises AttributeError, which Python would answer from
     __getattr__). Whatever the user's code raises on the way is a one-line InputError."""
-    import inspect
-
     def lookup():
-        found = inspect.getattr_static(network, COMBINED, None)
-        if found is None:
-            return None
+        if isinstance(network, type):  # a class as the network (rare): its attribute as Python gives it
+            import inspect
+            found = inspect.getattr_static(network, COMBINED, None)
+            getter = None if found is None else inspect.getattr_static(type(found), "__get__", None)
+            return found if getter is None else getter(found, None, network)
+        found = next((base.__dict__[COMBINED] for base in type(network).__mro__ if COMBINED in base.__dict__), None)
+        kind = type(found)  # a descriptor's methods are looked up on its type
+        if found is not None and (hasattr(kind, "__set__") or hasattr(kind, "__delete__")):  # a property: first
+            return kind.__get__(found, network, type(network))
         try:
             own = object.__getattribute__(network, "__dict__")  # the instance's own attributes, as Python sees them
         except AttributeError:
             own = {}
-        if not isinstance(network, type) and isinstance(own, dict) and own.get(COMBINED, _MISSING) is found:
-            return found  # an instance attribute: not bound
-        getter = inspect.getattr_static(type(found), "__get__", None)  # a descriptor: looked up on its type
-        if getter is None:
-            return found
-        if isinstance(network, type):  # a class as the network: its attribute as Python gives it, e.g. a function
-            return getter(found, None, network)
-        return getter(found, network, type(network))
+        if isinstance(own, dict) and COMBINED in own:
+            return own[COMBINED]  # an instance attribute: not bound
+        return found if found is None or not hasattr(kind, "__get__") else kind.__get__(found, network, type(network))
     method = call(f"reading network.{COMBINED}", lookup)
     return method if callable(method) else None
 
