@@ -276,8 +276,9 @@ def checked_list(value, shapes, what, verb="returned"):
     return arrays
 
 
-def checked_gradients(result, shapes, what="network.gradients(X, y)", verb="returned"):
-    """network.gradients(X, y) → (loss, grads), checked for form, count and shapes."""
+def checked_gradients(result, shapes, what="network.gradients(X, y)"):
+    """network.gradients(X, y) → (loss, grads), checked for form, count and shapes; what: the call that returned
+    them (forward_and_gradients's gradients are named as such)."""
     if not isinstance(result, (list, tuple)) or len(result) != 2:
         raise InputError(f"{what} must return (loss, grads); received {type(result).__name__}")
     loss, grads = result
@@ -289,7 +290,7 @@ def checked_gradients(result, shapes, what="network.gradients(X, y)", verb="retu
             return float(np.asarray(loss, dtype=np.float64).reshape(()))
         except (TypeError, ValueError):
             raise InputError(f"{what} returned loss {show(loss)}; expected a float") from None
-    grads_what = what if verb == "returned" else f"the gradients of {what}"
+    grads_what, verb = (f"the gradients of {what}", "are") if what == COMBINED_CALL else (what, "returned")
     return call(f"converting the loss from {what}", as_float), checked_list(grads, shapes, grads_what, verb)
 
 
@@ -327,6 +328,19 @@ def combined(network):
         return found if found is None or not hasattr(kind, "__get__") else kind.__get__(found, network, type(network))
     method = call(f"reading network.{COMBINED}", lookup)
     return method if callable(method) else None
+
+
+def outputs_and_gradients(network, X_of, y_of, checked_outputs):
+    """One batch's layer outputs and (loss, grads) as the network returns them, and the call that gave the
+    gradients: forward_and_gradients(X, y) where the network defines it, else forward(X) then gradients(X, y).
+    X_of(), y_of(): a fresh read-only copy for each call. checked_outputs(outputs, name, combined) checks the
+    outputs as soon as they come, before gradients is called."""
+    method = combined(network)
+    if method is not None:
+        outputs, result = split_combined(call(COMBINED_CALL, method, X_of(), y_of()))
+        return checked_outputs(outputs, f"the outputs of {COMBINED_CALL}", True), result, COMBINED_CALL
+    outputs = checked_outputs(call("network.forward(X)", network.forward, X_of()), "network.forward(X)", False)
+    return outputs, call("network.gradients(X, y)", network.gradients, X_of(), y_of()), "network.gradients(X, y)"
 
 
 def split_combined(result):

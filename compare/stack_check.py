@@ -434,20 +434,12 @@ class LayerStepper:
                                  "the check gives both sides, one per Dropout layer")
             protocol.call("network.set_noise(masks)", set_noise,
                           [protocol.read_only(sides.from_keras(m).copy()) for m in masks])
-        method = protocol.combined(net)
-        if method is not None:  # outputs, loss and gradients from one call
-            what = protocol.COMBINED_CALL
-            outputs, result = protocol.split_combined(protocol.call(
-                what, method, protocol.read_only(sides.from_keras(X).copy()), protocol.read_only(y.copy())))
-            forward = self.as_layer_outputs(f"the outputs of {what}", outputs, "must be")
-        else:
-            what = "network.gradients(X, y)"
-            forward = self.layer_outputs("network.forward(X)", net.forward, X)
-            result = protocol.call(what, net.gradients, protocol.read_only(sides.from_keras(X).copy()),
-                                   protocol.read_only(y.copy()))
-        loss, grads = protocol.checked_gradients(result, [shapes[k] for k in sides.trainable], what,
-                                                 "are" if method is not None else "returned")
-        self.outputs_name = "network.forward(X)" if method is None else f"the outputs of {what}"  # for shape errors
+        copy = lambda a: protocol.read_only(a.copy())  # noqa: E731  a fresh read-only copy for each call
+        forward, result, what = protocol.outputs_and_gradients(
+            net, lambda: copy(sides.from_keras(X)), lambda: copy(y),
+            lambda got, name, combined: self.as_layer_outputs(name, got, "must be" if combined else "must return"))
+        loss, grads = protocol.checked_gradients(result, [shapes[k] for k in sides.trainable], what)
+        self.outputs_name = "network.forward(X)" if what != protocol.COMBINED_CALL else f"the outputs of {what}"
         grads = [np.array(g) for g in grads]
         protocol.call("network.apply_gradients(grads)", net.apply_gradients, [g.copy() for g in grads])
         updated = self._weights("network.get_weights() after the step", shapes)

@@ -73,21 +73,14 @@ class Stepper:
             numpy["weights"] = weights if weights is not None else copies(
                 protocol.weights_of(self.network, self.n_layers))
             shapes = [(len(rows), n) for n in self.spec["sizes"][1:]]
-            method = protocol.combined(self.network)
-            if method is not None:  # outputs, loss and gradients from one call
-                what = protocol.COMBINED_CALL
-                if protocol.COMBINED_NOTE not in self.notes:
-                    self.notes.append(protocol.COMBINED_NOTE)
-                outputs, result = protocol.split_combined(protocol.call(what, method, batch(X), batch(y)))
-                numpy["forward"] = copies(protocol.checked_list(outputs, shapes, f"the outputs of {what}", "are"))
-            else:
-                what = "network.gradients(X, y)"
-                numpy["forward"] = copies(protocol.checked_list(
-                    protocol.call("network.forward(X)", self.network.forward, batch(X)), shapes,
-                    "network.forward(X)"))
-                result = protocol.call(what, self.network.gradients, batch(X), batch(y))
-            loss, grads = protocol.checked_gradients(result, self.shapes, what,
-                                                     "are" if method is not None else "returned")
+
+            def outputs(got, name, combined):  # kept at once: compared even if the gradients then break the protocol
+                numpy["forward"] = copies(protocol.checked_list(got, shapes, name, "are" if combined else "returned"))
+                return numpy["forward"]
+            _, result, what = protocol.outputs_and_gradients(self.network, lambda: batch(X), lambda: batch(y), outputs)
+            if what == protocol.COMBINED_CALL and protocol.COMBINED_NOTE not in self.notes:
+                self.notes.append(protocol.COMBINED_NOTE)
+            loss, grads = protocol.checked_gradients(result, self.shapes, what)
             numpy["loss"], numpy["grads"] = loss, copies(grads)
             protocol.call("network.apply_gradients(grads)", self.network.apply_gradients, grads)
             numpy["updated"] = copies(protocol.weights_of(self.network, self.n_layers))
