@@ -305,9 +305,13 @@ class Stack:
         return [w for m in self.modules for w in m.keras(m.weights)]
 
     def set_weights(self, weights):
+        """Weights in Keras's order and shapes, held in the courses' layouts as C-contiguous copies: a transposed
+        view would send x @ W.T down another BLAS path than the network's own arrays, whose sums can round
+        differently (seen with OpenBLAS 0.3.31 on AVX-512: a Dense output one ulp apart, a golden replay
+        inconclusive)."""
         weights, at = list(weights), 0
         for m in self.modules:
-            m.weights = m.course(weights[at:at + len(m.weights)])
+            m.weights = [np.ascontiguousarray(w) for w in m.course(weights[at:at + len(m.weights)])]
             at += len(m.weights)
 
     def set_noise(self, masks):

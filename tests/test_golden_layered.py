@@ -124,3 +124,21 @@ def test_a_forged_file_with_its_hash_recomputed_is_refused_in_one_line(recorded,
     with pytest.raises(InputError) as exc:
         open_file(_forged(recorded, tmp_path, change))
     assert words in str(exc.value) and "damaged golden file" in str(exc.value) and "\n" not in str(exc.value)
+
+
+@pytest.mark.parametrize("model", sorted(stack.MODELS))
+def test_weights_set_back_give_the_same_outputs_bit_for_bit(model):
+    """A golden replay sets the recorded weights and needs the network's outputs bit for bit: set_weights must not
+    leave transposed views (x @ W.T then takes another BLAS path, one ulp apart on AVX-512 OpenBLAS: found when
+    this file's replays read "inconclusive" on a new machine)."""
+    from compare.data import load
+    X, _ = load("sequences") if model == "transformer" else load("digits")
+    X = X[:32] if model == "transformer" else X[:32].reshape(32, 1, 8, 8)
+    net = stack.MODELS[model]()
+    net.set_noise([np.ones((32, 72))] if model == "cnn-bn" else [])
+    net.apply_gradients(net.gradients(X, np.eye(net.layers[-2]["config"].get("units", 10))[
+        np.zeros(X.shape[:2] if model == "transformer" else X.shape[:1], int)])[1])  # weights the optimizer made
+    before = net.forward(X)
+    net.set_weights(net.get_weights())
+    assert all(np.array_equal(a, b) for a, b in zip(before, net.forward(X)))
+    assert all(w.flags.c_contiguous for m in net.modules for w in m.weights)
