@@ -18,6 +18,9 @@ Each entry:
   terms          (layer, x_shape, out_shape) → {"output": n, "input_gradient": n, "weights": [n per trainable
                  weight]}: the most terms (products or roundings) that one element of each sums, read from the
                  built Keras layer's own attributes
+  exact          (config, weights, x, ctx) → the layer's training-mode forward pass in 50-digit arithmetic with
+                 Keras's semantics, the exact referee's (compare/exact_layers.py; an activation layer's is its
+                 activation's own exact rule)
   activation     (config) → the activation's name, for bound "activation"
   integer_input  the input is integer ids (Embedding): no dx
   stats_axes     (ndim) → the axes a normalization layer's statistics are taken over
@@ -31,6 +34,7 @@ Each entry:
 """
 import math
 
+from .. import exact_layers as X
 from ..errors import show
 from . import lookup
 
@@ -172,9 +176,11 @@ def _recurrent_notes(class_name):
 def _attention_refuse(config):
     if config.get("dropout", 0):
         return f"dropout={show(config.get('dropout'))}: attention dropout is not checked (its mask is Keras's own)"
-    for key in ("value_dim", "output_shape", "attention_axes"):
+    for key in ("value_dim", "output_shape", "attention_axes", "sliding_window"):
         if config.get(key) is not None:
             return f"{key}={show(config.get(key))} is not checked; only num_heads, key_dim and use_bias=True"
+    if config.get("use_gate"):
+        return "use_gate=True is not checked; only num_heads, key_dim and use_bias=True"
     if config.get("use_bias", True) is False:
         return "use_bias=False is not checked; give the layer its biases (zeros if the numpy side has none)"
     if config.get("key_dim") == 1 and config.get("num_heads", 1) != 1:
@@ -246,36 +252,39 @@ def _no_notes(*_):
     return []
 
 
-def entry(layouts, bound, terms, output_letters=_same, refuse=_none, notes=_no_notes, activation=None,
+def entry(layouts, bound, terms, exact=None, output_letters=_same, refuse=_none, notes=_no_notes, activation=None,
           integer_input=False, noise=False, stats_axes=None, may_be_coarse=False):
-    return {"layouts": layouts, "bound": bound, "terms": terms, "output_letters": output_letters,
+    if bound == "activation":  # the activation's own exact rule
+        exact = X.activation(activation)
+    return {"layouts": layouts, "bound": bound, "terms": terms, "exact": exact, "output_letters": output_letters,
             "refuse": refuse, "notes": notes, "activation": activation, "integer_input": integer_input,
             "noise": noise, "stats_axes": stats_axes, "may_be_coarse": may_be_coarse}
 
 
 LAYERS = {
-    "Dense": entry({2: "NF", 3: "NTF"}, "multilinear", _dense_terms, refuse=_linear_activation),
-    "Conv1D": entry({3: "NTF"}, "multilinear", _conv_terms, refuse=_conv_refuse, notes=_conv_notes),
-    "Conv2D": entry({4: "NHWC"}, "multilinear", _conv_terms, refuse=_conv_refuse, notes=_conv_notes),
-    "MaxPooling2D": entry({4: "NHWC"}, "max_pool", _pool_terms, refuse=_conv_refuse, notes=_pool_notes),
-    "AveragePooling2D": entry({4: "NHWC"}, "multilinear", _pool_terms, refuse=_conv_refuse, notes=_pool_notes),
-    "GlobalAveragePooling2D": entry({4: "NHWC"}, "multilinear", _global_pool_terms,
+    "Dense": entry({2: "NF", 3: "NTF"}, "multilinear", _dense_terms, X.dense, refuse=_linear_activation),
+    "Conv1D": entry({3: "NTF"}, "multilinear", _conv_terms, X.conv, refuse=_conv_refuse, notes=_conv_notes),
+    "Conv2D": entry({4: "NHWC"}, "multilinear", _conv_terms, X.conv, refuse=_conv_refuse, notes=_conv_notes),
+    "MaxPooling2D": entry({4: "NHWC"}, "max_pool", _pool_terms, X.max_pool, refuse=_conv_refuse, notes=_pool_notes),
+    "AveragePooling2D": entry({4: "NHWC"}, "multilinear", _pool_terms, X.average_pool, refuse=_conv_refuse,
+                              notes=_pool_notes),
+    "GlobalAveragePooling2D": entry({4: "NHWC"}, "multilinear", _global_pool_terms, X.global_average_pool,
                                     output_letters=lambda letters: letters.replace("H", "").replace("W", ""),
                                     refuse=_conv_refuse),
-    "Flatten": entry(None, "rearrangement", _exact_terms, output_letters=lambda letters: letters[0] + "F"),
-    "Reshape": entry(None, "rearrangement", _exact_terms, output_letters=None),
-    "Dropout": entry(None, "multilinear", _dropout_terms, notes=_dropout_notes, noise=True),
-    "Embedding": entry({2: "NT"}, "multilinear", _embedding_terms, output_letters=lambda letters: letters + "F",
-                       integer_input=True),
-    "BatchNormalization": entry({2: "NF", 3: "NTF", 4: "NHWC"}, "normalization", _exact_terms,
+    "Flatten": entry(None, "rearrangement", _exact_terms, X.flatten, output_letters=lambda letters: letters[0] + "F"),
+    "Reshape": entry(None, "rearrangement", _exact_terms, X.reshape, output_letters=None),
+    "Dropout": entry(None, "multilinear", _dropout_terms, X.dropout, notes=_dropout_notes, noise=True),
+    "Embedding": entry({2: "NT"}, "multilinear", _embedding_terms, X.embedding,
+                       output_letters=lambda letters: letters + "F", integer_input=True),
+    "BatchNormalization": entry({2: "NF", 3: "NTF", 4: "NHWC"}, "normalization", _exact_terms, X.batch_normalization,
                                 refuse=_batch_norm_refuse, notes=_batch_norm_notes,
                                 stats_axes=lambda ndim: tuple(range(ndim - 1))),
-    "LayerNormalization": entry({2: "NF", 3: "NTF", 4: "NHWC"}, "normalization", _exact_terms, refuse=_layer_norm_refuse,
+    "LayerNormalization": entry({2: "NF", 3: "NTF", 4: "NHWC"}, "normalization", _exact_terms,
+                                X.layer_normalization, refuse=_layer_norm_refuse,
                                 notes=_layer_norm_notes, stats_axes=lambda ndim: (ndim - 1,)),
-    "SimpleRNN": entry({3: "NTF"}, "recurrent", _exact_terms, may_be_coarse=True, refuse=_recurrent_refuse, notes=_recurrent_notes("SimpleRNN")),
-    "LSTM": entry({3: "NTF"}, "recurrent", _exact_terms, may_be_coarse=True, refuse=_recurrent_refuse, notes=_recurrent_notes("LSTM")),
-    "GRU": entry({3: "NTF"}, "recurrent", _exact_terms, may_be_coarse=True, refuse=_recurrent_refuse, notes=_recurrent_notes("GRU")),
-    "MultiHeadAttention": entry({3: "NTF"}, "attention", _exact_terms, refuse=_attention_refuse,
+    **{kind: entry({3: "NTF"}, "recurrent", _exact_terms, X.recurrent(kind), may_be_coarse=True,
+                   refuse=_recurrent_refuse, notes=_recurrent_notes(kind)) for kind in ("SimpleRNN", "LSTM", "GRU")},
+    "MultiHeadAttention": entry({3: "NTF"}, "attention", _exact_terms, X.attention, refuse=_attention_refuse,
                                 notes=_attention_notes),
     "ReLU": entry(None, "activation", _exact_terms, refuse=_relu_refuse, activation=lambda config: "relu"),
     "Softmax": entry(None, "activation", _exact_terms, refuse=_softmax_refuse, activation=lambda config: "softmax"),
