@@ -64,11 +64,11 @@ def step(weights, activations, X, y, learning_rate, loss="mse", loss_config=None
             d = [[sum(dz[n][j] * Ws[l][j][i] for j in range(len(dz[0]))) for i in range(len(Ws[l][0]))]
                  for n in range(len(dz))]
         params = [x for pair in zip(Ws, bs) for x in pair]
-        updated = _update(params, grads, mpmath.mpf(learning_rate), optimizer, optimizer_config or {}, first_step)
+        updated = update(params, grads, mpmath.mpf(learning_rate), optimizer, optimizer_config or {}, first_step)
         return {"forward": outs, "loss": value, "grads": grads, "updated": updated}
 
 
-def _update(params, grads, lr, optimizer, config, first_step):
+def update(params, grads, lr, optimizer, config, first_step):
     """The optimizer's step from its initial state, exactly, after any weight decay w ← w − w·wd·lr (wd
     through float32); None when the state is unknown (a later step of an optimizer that keeps state)."""
     rule = optimizer_rules.get(optimizer)

@@ -14,12 +14,12 @@ NAMES = ("exact", "finite_differences")
 FD_COORDINATES = 200
 
 
-def _verdict(numpy_wrong, keras_wrong):
+def verdict_of_sides(numpy_wrong, keras_wrong):
     return {(True, True): "both", (True, False): "numpy", (False, True): "keras"}.get((numpy_wrong, keras_wrong),
                                                                                        "neither")
 
 
-def _side_errors(values, u_side):
+def side_errors(values, u_side):
     """Per quantity: the side's largest error relative to the tensor and to each element, in ulps, and vs E."""
     out, wrong = {}, False
     for quantity, (mine, ref, bound) in values.items():
@@ -30,7 +30,10 @@ def _side_errors(values, u_side):
             err = np.abs(m - r)
             scale = max(float(np.abs(r).max()), np.finfo(float).tiny)
             spacing = np.spacing(np.abs(r).astype(np.float32 if u_side > 2 ** -30 else np.float64)).astype(float)
-            elementwise = np.where(err == 0, 0.0, err / np.maximum(np.abs(r), np.finfo(float).tiny))
+            # relative error and ulps only where the value stands above its rounding bound: an exact 0 (a bias's
+            # gradient that batch normalization's mean takes out) has no digits to lose, only rounding
+            meaningful = (err > 0) & (np.abs(r) > e)
+            elementwise = np.where(meaningful, err / np.maximum(np.abs(r), np.finfo(float).tiny), 0.0)
             over = np.where(err == 0, 0.0, err / np.maximum(e, np.finfo(float).tiny))
             i = np.unravel_index(int(np.argmax(elementwise)), err.shape)
             if float(elementwise.max()) >= worst["max_elementwise_rel"]:
@@ -38,7 +41,8 @@ def _side_errors(values, u_side):
             worst["abs_error"] = max(worst["abs_error"], float(err.max()))
             worst["rel_to_tensor"] = max(worst["rel_to_tensor"], float(err.max()) / scale)
             worst["max_elementwise_rel"] = max(worst["max_elementwise_rel"], float(elementwise.max()))
-            worst["max_ulps"] = max(worst["max_ulps"], float((err / np.maximum(spacing, np.finfo(float).tiny)).max()))
+            worst["max_ulps"] = max(worst["max_ulps"], float(np.where(meaningful, err / np.maximum(
+                spacing, np.finfo(float).tiny), 0.0).max()))
             worst["error_over_bound"] = max(worst["error_over_bound"], float(over.max()))
         wrong |= worst["error_over_bound"] > 1
         out[quantity] = worst
@@ -63,8 +67,8 @@ def exact_referee(step, spec, Xb, yb, weights_numpy, weights_keras, numpy_out, k
     wrong = {}
     for side, out, ref, u, tol in (("numpy", numpy_out, ref_numpy, u_numpy, tol_numpy),
                                    ("keras", keras_out, ref_keras, u_keras, tol_keras)):
-        result[side], wrong[side] = _side_errors(_quantities(out, ref, tol), u)
-    result["verdict"] = _verdict(wrong["numpy"], wrong["keras"])
+        result[side], wrong[side] = side_errors(_quantities(out, ref, tol), u)
+    result["verdict"] = verdict_of_sides(wrong["numpy"], wrong["keras"])
     if ref_numpy["updated"] is None:
         result["note"] = "the exact update needs the optimizer's state: weights after the update were not refereed"
     return result
@@ -156,7 +160,7 @@ def fd_referee(step, loss_at, weights, numpy_grads, keras_grads, grad_tol, seed=
         over = diff / (4 * estimate[smooth] + e)
         wrong[side] = bool(np.any(over > 1))
         result[side] = {"max_abs_diff": float(diff.max()), "max_diff_over_allowance": float(over.max())}
-    result["verdict"] = _verdict(wrong["numpy"], wrong["keras"])
+    result["verdict"] = verdict_of_sides(wrong["numpy"], wrong["keras"])
     if mismatch and mismatch != "gradient" and result["verdict"] == "neither":
         result["verdict"] = None
         result["note"] = (f"finite differences judge gradients only, and both sides' gradients are consistent "

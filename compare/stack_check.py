@@ -210,7 +210,8 @@ def check_layers(network, X, y, steps=None, epochs=None, batch_size=None, seed=0
     declared decorrelated and the check stops there (verdict "incomplete", as for Dense networks). Every step
     is compared as in synced mode meanwhile, so that a mistake is still found at its step and layer.
     referee "finite_differences": the first mismatching step's gradients (or step 0's) against central differences
-    of Keras's own loss (compare/referee.py fd_referee); "exact" is for Dense networks only.
+    of Keras's own loss (compare/referee.py fd_referee); "exact": that step in 50-digit arithmetic, each layer on
+    the numpy side's input as in Keras's forced step (compare/exact_stack.py).
     recorder: given each passing step's values and tolerances (compare/golden/layered.py records a file)."""
     t0 = time.perf_counter()
     if dtype not in DTYPES:
@@ -218,9 +219,6 @@ def check_layers(network, X, y, steps=None, epochs=None, batch_size=None, seed=0
     if dtype != "float64":
         raise InputError(f"a network with layers is checked in float64 (its float32 tolerances are not measured); "
                          f"received dtype={dtype!r}")
-    if referee not in (None, "finite_differences"):
-        raise InputError(f"a network with layers takes --referee finite_differences (the exact referee computes Dense "
-                         f"networks only); received referee={referee!r}")
     use_backend("tensorflow")
     X = np.asarray(X)
     if X.ndim < 2 or X.size == 0:
@@ -236,6 +234,12 @@ def check_layers(network, X, y, steps=None, epochs=None, batch_size=None, seed=0
     steps, batch_size, steps_per_epoch = lengths(X.shape[0], steps, epochs, batch_size, seed, notes)
     sides = sides_for(spec, X.shape, dtype)
     _fits(spec, sides, X, y)
+    if referee == "exact":
+        from .exact_stack import refuse
+        from keras_impl.stack import output_shapes
+        rows = min(batch_size, X.shape[0])
+        refuse(spec["layers"], sides.sources, (rows,) + X.shape[1:], output_shapes(sides.model, spec["layers"], rows),
+               sides.specs)
     u = UNIT_ROUNDOFF[dtype]
     stepper = LayerStepper(network, spec, sides, u, history)
     if any(d["class_name"] == "Embedding" for d in spec["layers"]) and stepper.update.keeps_state:
@@ -291,7 +295,11 @@ def check_layers(network, X, y, steps=None, epochs=None, batch_size=None, seed=0
     at = stepper.current if stop and stepper.current.get("phase") != "inference" else stepper.first
     if referee and at is not None:
         at = dict(at, mismatch=stop.mismatch if stop else None)
-        judged = _referee(at, sides, seed, stop.mismatch["quantity"] if stop and stop.mismatch else None)
+        if referee == "exact":
+            from .exact_stack import referee as exact_referee
+            judged = exact_referee(at, sides, spec, first_step=at["step"] == 0)
+        else:
+            judged = _referee(at, sides, seed, stop.mismatch["quantity"] if stop and stop.mismatch else None)
     verdict = verdict_of(stop, stepper.checked, steps)
     if stepper.unbounded and not stop:
         verdict = "inconclusive"
@@ -483,7 +491,7 @@ class LayerStepper:
         drawn = self.drawn = [seed_state(layer) for layer in sides.layers]
         self.tally.begin_step()
         numpy = self.numpy_step(X, y, masks)
-        self.current = {"step": step, "X": X, "y": y, "numpy": numpy}
+        self.current = {"step": step, "X": X, "y": y, "numpy": numpy, "masks": masks}
         shapes = self._output_shapes(len(X))
         bad = next((i for i, (a, s) in enumerate(zip(numpy["forward"], shapes)) if a.shape != tuple(s)), None)
         if bad is not None:
