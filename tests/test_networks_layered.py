@@ -271,8 +271,67 @@ def test_the_finite_difference_referee_names_the_side_whose_gradient_is_wrong(di
     assert fine["kinks"] >= 1
     flipped = check(BUGS["conv_gradient_sign"][0](), X, y, steps=2, batch_size=32, referee="finite_differences")
     assert flipped["referee"]["verdict"] == "numpy" and flipped["referee"]["keras"]["max_diff_over_allowance"] <= 1
-    with pytest.raises(InputError, match="finite_differences"):
-        check(stack.cnn(), X, y, steps=1, referee="exact")
+
+
+def test_the_exact_referee_judges_every_quantity_of_a_layered_step(digits):
+    """compare/exact_stack.py: each layer in 50 digits on the numpy side's input (Keras's forced step), the
+    gradients through the exact layers. A correct network: neither side; planted bugs in a gradient, a moving
+    statistic and an update: the numpy side, Keras within its bound."""
+    from network_bugs import BUGS
+    X, y = digits
+    fine = check(stack.cnn(batch_norm=True, dropout=0.25), X, y, steps=2, batch_size=32, referee="exact")["referee"]
+    assert fine["verdict"] == "neither" and fine["step"] == 0 and fine["digits"] == 50
+    assert set(fine["numpy"]) == {"forward", "loss", "gradient", "state", "weights"}
+    for side in ("numpy", "keras"):
+        assert all(0 < q["error_over_bound"] <= 1 for q in fine[side].values() if q["abs_error"] > 0)
+    for name in ("conv_gradient_sign", "bn_momentum", "learning_rate_1e-7"):
+        make, step, quantity, tensor, _ = BUGS[name]
+        judged = check(make(), X, y, steps=step + 1, batch_size=32, referee="exact")["referee"]
+        assert judged["verdict"] == "numpy", name
+        wrong = {"gradient": "gradient", "weights": "state" if "moving" in tensor else "weights"}[quantity]
+        assert judged["numpy"][wrong]["error_over_bound"] > 1e3, name
+        assert max(q["error_over_bound"] for q in judged["keras"].values()) <= 1, name
+
+
+@pytest.mark.parametrize("bug", ["lstm_state_carried", "attention_not_causal"])
+def test_the_exact_referee_names_the_numpy_side_of_recurrent_and_attention_bugs(digits, sequences, bug):
+    """A state carried across batches (step 1: the update is not refereed, the optimizer has state) and attention
+    without its causal mask: the numpy side's output is wrong, Keras's within its bound."""
+    from network_bugs import BUGS
+    make, step, quantity, tensor, _ = BUGS[bug]
+    X, y = sequences if "attention" in bug else digits
+    judged = check(make(), X, y, steps=step + 1, batch_size=32, referee="exact")["referee"]
+    assert judged["verdict"] == "numpy" and judged["step"] == step
+    assert judged["numpy"]["forward"]["error_over_bound"] > 1e3
+    assert max(q["error_over_bound"] for q in judged["keras"].values()) <= 1
+    assert ("weights" in judged["numpy"]) == (step == 0)
+
+
+def test_the_exact_referee_names_keras_where_keras_is_wrong(digits, monkeypatch):
+    """Keras's forced step with one gradient element off by one part in a million: the check stops there and the
+    referee, computing the step itself, finds the numpy side right and Keras wrong."""
+    from keras_impl.stack import ForcedStep
+    X, y = digits
+    real = ForcedStep.step
+
+    def off(self, *args):
+        values = real(self, *args)
+        values["grads"][0] = values["grads"][0].copy()
+        values["grads"][0].reshape(-1)[5] *= 1 + 1e-6
+        return values
+    monkeypatch.setattr(ForcedStep, "step", off)
+    report = check(stack.cnn(), X, y, steps=2, batch_size=32, referee="exact")
+    assert report["verdict"] == "mismatch" and report["referee"]["verdict"] == "keras"
+    at = [int(i) for i in np.unravel_index(5, (3, 3, 1, 8))]  # the kernel's shape in Keras
+    assert report["referee"]["keras"]["gradient"]["where"] == f"d1:Conv2D/kernel{at}"
+    assert max(q["error_over_bound"] for q in report["referee"]["numpy"].values()) <= 1
+
+
+def test_the_exact_referee_refuses_a_network_too_large_for_50_digit_arithmetic(digits):
+    from compare.exact_stack import MAX_PRODUCTS
+    X, y = digits
+    with pytest.raises(InputError, match=f"up to {MAX_PRODUCTS:,} products.*finite_differences"):
+        check(stack.cnn(filters=512), X, y, steps=1, batch_size=32, referee="exact")
 
 
 

@@ -57,3 +57,12 @@ def test_protocol_takes_its_names_from_the_rules():
     with pytest.raises(InputError, match="softmax is supported on the last layer only"):
         protocol.describe(net, 2, 1)
     assert rules.lookup({"a": 1}, "thing", "a") == 1
+
+
+@pytest.mark.parametrize("config, fragment", [({"num_heads": 2, "key_dim": 4, "use_gate": True}, "use_gate=True"),
+                                              ({"num_heads": 2, "key_dim": 4, "sliding_window": 3}, "sliding_window=3")])
+def test_attention_options_keras_added_and_no_bound_covers_are_refused(config, fragment):
+    """Keras 3.15's MultiHeadAttention gained a gate (its own weights) and a sliding window (a mask): neither the
+    bound (compare/bounds_attention.py) nor the exact referee computes them, so the check refuses them."""
+    from compare.rules import layers
+    assert fragment in layers.get("MultiHeadAttention")["refuse"](config)
