@@ -22,13 +22,6 @@ from .rules import layers as layer_rules, losses as loss_rules
 MAX_PRODUCTS = 25_000_000  # about a minute at the slowest rate measured: 0.41 M a second, the GRU (docs/referees.md)
 
 
-def last_activation(layers):
-    """'softmax' where the network ends in a softmax (a Softmax layer or Activation('softmax')), else None."""
-    last = layers[-1]
-    return "softmax" if last["class_name"] == "Softmax" or (
-        last["class_name"] == "Activation" and last["config"].get("activation") == "softmax") else None
-
-
 def step(layers, configs, sources, specs, weights, X, y, inputs, masks, spec, first_step):
     """{'forward', 'loss', 'grads', 'state', 'updated'} as float64 arrays of the exact values, rounded once.
 
@@ -66,7 +59,7 @@ def _loss(spec, layers, sources, outs, inputs, y):
     """(Keras's loss, (node, dL/dnode)): a cross-entropy after a softmax is taken on the softmax's input, the
     numpy side's values (Keras's forced step passes them), its gradient flowing into the layer before."""
     config = spec["loss_config"] or {}
-    loss_input = takes_logits(spec["loss"], config.get("from_logits", False), last_activation(layers))
+    loss_input = takes_logits(spec["loss"], config.get("from_logits", False), layer_rules.last_activation(layers))
     if loss_input == "z":
         j = sources[-1][0]
         at = T.forced(inputs[j], outs[j])

@@ -552,10 +552,8 @@ class LayerStepper:
         ins = [[X if j < 0 else outs[j] for j in srcs] for srcs in sides.sources]
         per_layer = [[keras["weights_in"][k] for k, s in enumerate(sides.specs) if s[0] == i] for i in range(L)]
         config = spec["loss_config"]
-        last = spec["layers"][-1]
-        last_activation = "softmax" if last["class_name"] == "Softmax" or (
-            last["class_name"] == "Activation" and last["config"].get("activation") == "softmax") else None
-        loss_input = takes_logits(spec["loss"], config.get("from_logits", False), last_activation)
+        loss_input = takes_logits(spec["loss"], config.get("from_logits", False),
+                                  layer_rules.last_activation(spec["layers"]))
         logits = loss_input == "z"
         y_used = smooth_labels(y, spec["loss"], config.get("label_smoothing", 0.0))
         x = ins[-1][0] if logits else outs[-1]

@@ -465,3 +465,56 @@ def test_a_declared_loss_convention_is_checked(digits):
         assert report["verdict"] == "ok", (reduction, scale, report["diagnosis"])
     report = check(Convention("sum", applies=False), X, y, steps=2, batch_size=32)  # declares a sum, computes a mean
     assert report["first_mismatch"]["quantity"] == "loss" and "extra_mean" in report["causes"]
+
+
+class SigmoidNet:
+    """Dense → Activation('sigmoid') under binary cross-entropy, SGD, written by hand: Keras takes the loss from the
+    sigmoid's input (keras/src/backend/tensorflow/nn.py _get_logits); `clipped` takes it from the probabilities,
+    clipped to [1e-7, 1 − 1e-7] as a from-probabilities cross-entropy does."""
+    layers = [{"class_name": "Dense", "config": {"units": 2}}, {"class_name": "Activation",
+                                                               "config": {"activation": "sigmoid"}}]
+    loss, optimizer, learning_rate = "binary_crossentropy", "sgd", 0.1
+
+    def __init__(self, clipped=False, scale=1.0):
+        rng = np.random.default_rng(3)
+        self.W, self.b, self.clipped = rng.normal(0, scale, (3, 2)), np.zeros(2), clipped
+
+    def get_weights(self):
+        return [self.W, self.b]
+
+    def set_weights(self, weights):
+        self.W, self.b = (np.array(w) for w in weights)
+
+    def forward(self, X):
+        z = X @ self.W + self.b
+        return [z, 1 / (1 + np.exp(-z))]
+
+    def gradients(self, X, y):
+        z, p = self.forward(X)
+        n = y.size
+        if self.clipped:
+            q = np.clip(p, 1e-7, 1 - 1e-7)
+            loss = -np.mean(y * np.log(q) + (1 - y) * np.log(1 - q))
+            dz = (-y / q + (1 - y) / (1 - q)) * ((p > 1e-7) & (p < 1 - 1e-7)) * p * (1 - p) / n
+        else:
+            loss = np.mean(np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z))))
+            dz = (p - y) / n
+        return loss, [X.T @ dz, dz.sum(0)]
+
+    def apply_gradients(self, grads):
+        self.W, self.b = self.W - self.learning_rate * grads[0], self.b - self.learning_rate * grads[1]
+
+
+def test_a_sigmoid_last_layer_is_differentiated_from_its_input_as_keras_does():
+    """Found while building the exact referee: a layered network ending in a sigmoid had its loss bounded, and
+    refereed, from the probabilities, where Keras takes binary cross-entropy from the sigmoid's input. Saturated
+    outputs (logits near ±30) tell the two apart: the logits' version agrees with Keras and the exact referee finds
+    neither side wrong; the clipped probabilities' version is a mismatch in the loss, the numpy side's."""
+    rng = np.random.default_rng(4)
+    X, y = rng.normal(0, 10, (16, 3)), rng.integers(0, 2, (16, 2)).astype(float)
+    good = check(SigmoidNet(scale=3.0), X, y, steps=3, batch_size=16, referee="exact")
+    assert good["verdict"] == "ok" and good["referee"]["verdict"] == "neither", good["diagnosis"]
+    assert float(np.abs(X @ SigmoidNet(scale=3.0).W).max()) > 20  # saturated: the clipping matters
+    bad = check(SigmoidNet(clipped=True, scale=3.0), X, y, steps=3, batch_size=16, referee="exact")
+    assert bad["verdict"] == "mismatch" and bad["first_mismatch"]["quantity"] == "loss"
+    assert bad["referee"]["verdict"] == "numpy"

@@ -296,3 +296,11 @@ LAYERS = {
 def get(class_name):
     """The rules of Keras layer class `class_name`; an InputError naming the accepted ones for another."""
     return lookup(LAYERS, "layer class", class_name)
+
+
+def last_activation(layers):
+    """The activation a network's last layer applies (a Softmax, ReLU or Activation layer), else None: Keras takes
+    a cross-entropy after a sigmoid or softmax from that layer's input (numpy_impl/losses.py takes_logits)."""
+    last = layers[-1]
+    rule = LAYERS.get(last["class_name"])
+    return rule["activation"](last.get("config", {})) if rule and rule["bound"] == "activation" else None
