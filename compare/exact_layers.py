@@ -110,10 +110,10 @@ def global_average_pool(config, w, x, ctx):
 
 
 def flatten(config, w, x, ctx):
-    """Row-major; channels_first moves the channels to axis 1 first."""
+    """Row-major; channels_first takes the input as (N, C, ...) and moves C last first, as Keras does."""
     if config.get("data_format") == "channels_first" and x.value.ndim > 2:
         n = x.value.ndim
-        perm = (0, n - 1) + tuple(range(1, n - 1))
+        perm = (0, *range(2, n), 1)
         idx = np.arange(x.value.size).reshape(x.value.shape).transpose(perm)
         x = T.take(x, idx)
     return T.reshape(x, (x.value.shape[0], -1))
@@ -185,9 +185,7 @@ def _tanh(a):
 
 
 def _columns(a, lo, hi):
-    n = a.value.shape[-1]
-    idx = np.arange(a.value.size).reshape(a.value.shape)[..., lo:hi]
-    return T.take(a, idx) if (lo, hi) != (0, n) else a
+    return T.part(a, (Ellipsis, slice(lo, hi)))
 
 
 def recurrent(kind):
@@ -203,7 +201,7 @@ def recurrent(kind):
         c = h
         seq = []
         for t in range(steps):
-            x_t = T.take(x, np.arange(x.value.size).reshape(x.value.shape)[:, t, :])
+            x_t = T.part(x, (slice(None), t))
             if kind == "SimpleRNN":
                 h = _tanh(T.add(_rows_dense(x_t, W, b), T.einsum("nh,hk->nk", h, U)))
             elif kind == "LSTM":
@@ -233,7 +231,7 @@ def _concat_time(a, b):
 
 def _gru_step(config, W, U, b, x_t, h, H):
     after = config.get("reset_after", True)
-    bias = [T.take(b, np.arange(b.value.size).reshape(b.value.shape)[k]) for k in range(2)] if after else [b, None]
+    bias = [T.part(b, k) for k in range(2)] if after else [b, None]
     mx = _rows_dense(x_t, W, bias[0])
     xz, xr, xh = (_columns(mx, k * H, (k + 1) * H) for k in range(3))
     if after:

@@ -85,6 +85,12 @@ STACKS = {
          {"class_name": "Dense", "config": {"units": 3}},
          {"class_name": "Softmax", "config": {}}],
         (7, 3), "categorical_crossentropy", "adam"),
+    "conv2d_flatten_channels_first": (  # found by a review: the 4-D transposition had been the 3-D one's mirror
+        [{"class_name": "Conv2D", "config": {"filters": 2, "kernel_size": 2}},
+         {"class_name": "Flatten", "config": {"data_format": "channels_first"}},
+         {"class_name": "Dense", "config": {"units": 3}},
+         {"class_name": "Softmax", "config": {}}],
+        (4, 3, 1), "categorical_crossentropy", "sgd"),
     "lstm_sequences_dropout_tanh_mse": (
         [{"class_name": "LSTM", "config": {"units": 3, "return_sequences": True}},
          {"class_name": "Dropout", "config": {"rate": 0.3, "seed": 1}},
