@@ -38,9 +38,15 @@ def check(network, X, y, steps=None, epochs=None, batch_size=None, seed=0, free_
     trajectory: the numpy network is then set to the recorded weights before each step, and Keras is
     never imported.
     """
+    if referee is not None and referee not in referees.NAMES:
+        raise InputError(f"unknown referee {referee!r}; expected one of {', '.join(referees.NAMES)}")
     if protocol.attribute(network, "layers", None) is not None:  # any stack of layers: compare/stack_check.py
         from .golden.layered import LayeredGolden
         if isinstance(golden, LayeredGolden):
+            if referee is not None:
+                raise InputError(f"a golden replay of a network with layers takes no referee (it replays the recorded "
+                                 f"values without Keras, and the referees need Keras's layers); received "
+                                 f"referee={referee!r}: run the live check (python -m compare) with --referee")
             from .stack_check import check_layers_golden
             return check_layers_golden(network, golden, steps=steps, history=history, progress=progress)
         refused = [f"golden={golden!r} (a file recorded for a Dense network)"] if golden else []
@@ -54,8 +60,6 @@ def check(network, X, y, steps=None, epochs=None, batch_size=None, seed=0, free_
     t0 = time.perf_counter()
     if dtype not in DTYPES:
         raise InputError(f"dtype must be one of {', '.join(DTYPES)}; received {dtype!r}")
-    if referee is not None and referee not in referees.NAMES:
-        raise InputError(f"unknown referee {referee!r}; expected one of {', '.join(referees.NAMES)}")
     backend = golden.backend if golden else use_backend(backend)
     X, y, notes = data.checked(X, y, dtype)
     protocol.read_only(X), protocol.read_only(y)  # the check's own copies; the network gets copies of batches

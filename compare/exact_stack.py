@@ -19,7 +19,7 @@ from .exact import DIGITS, update
 from .exact_layers import add as exact_add, context
 from .rules import layers as layer_rules, losses as loss_rules
 
-MAX_PRODUCTS = 25_000_000  # about a minute at the slowest rate measured: 0.41 M a second, the GRU (docs/referees.md)
+MAX_PRODUCTS = 25_000_000  # under a minute at the slowest rate measured: 0.53 M a second, the transformer (docs/referees.md)
 
 
 def step(layers, configs, sources, specs, weights, X, y, inputs, masks, spec, first_step):
@@ -29,19 +29,7 @@ def step(layers, configs, sources, specs, weights, X, y, inputs, masks, spec, fi
     config; specs: weight_specs (layer, name, shape, trainable); inputs: the numpy side's layer outputs (what
     Keras's forced step feeds each layer); masks: the Dropout layers' keep-masks, in order."""
     with mpmath.workdps(DIGITS):
-        nodes = [T.const(w) for w in weights]
-        per_layer = [{} for _ in layers]
-        for (i, name, _, _), n in zip(specs, nodes):
-            per_layer[i][name.split("/", 1)[1] if name.split("/")[0].endswith("_cell") else name] = n
-        masks, outs, ctxs = iter(masks), [], []
-        for i, (d, config, srcs) in enumerate(zip(layers, configs, sources)):
-            ins = [T.const(X) if j < 0 else T.forced(inputs[j], outs[j]) for j in srcs]
-            ctx = context(mask=next(masks) if d["class_name"] == "Dropout" else None, call=d.get("call"))
-            if d["class_name"] == "Add":
-                outs.append(exact_add(config, per_layer[i], ins, ctx))
-            else:
-                outs.append(layer_rules.get(d["class_name"])["exact"](config, per_layer[i], ins[0], ctx))
-            ctxs.append(ctx)
+        nodes, outs, ctxs = forward(layers, configs, sources, specs, weights, X, inputs, masks)
         loss, seed_at = _loss(spec, layers, sources, outs, inputs, y)
         T.backward([seed_at])
         trainable = [k for k, s in enumerate(specs) if s[3]]
@@ -53,6 +41,51 @@ def step(layers, configs, sources, specs, weights, X, y, inputs, masks, spec, fi
         return {"forward": [T.floats(o.value) for o in outs], "loss": float(loss),
                 "grads": [T.floats(g) for g in grads], "state": [T.floats(s) for s in state],
                 "updated": None if updated is None else [T.floats(np.array(u, dtype=object)) for u in updated]}
+
+
+def forward(layers, configs, sources, specs, weights, X, inputs, masks, training=True):
+    """(weight nodes, each layer's output node, each layer's context): layer l on the numpy side's inputs."""
+    nodes = [T.const(w) for w in weights]
+    per_layer = [{} for _ in layers]
+    for (i, name, _, _), n in zip(specs, nodes):
+        per_layer[i][name.split("/", 1)[1] if name.split("/")[0].endswith("_cell") else name] = n
+    masks, outs, ctxs = iter(masks), [], []
+    for i, (d, config, srcs) in enumerate(zip(layers, configs, sources)):
+        ins = [T.const(X) if j < 0 else T.forced(inputs[j], outs[j]) for j in srcs]
+        ctx = context(training, mask=next(masks) if training and d["class_name"] == "Dropout" else None,
+                      call=d.get("call"))
+        if d["class_name"] == "Add":
+            outs.append(exact_add(config, per_layer[i], ins, ctx))
+        else:
+            outs.append(layer_rules.get(d["class_name"])["exact"](config, per_layer[i], ins[0], ctx))
+        ctxs.append(ctx)
+    return nodes, outs, ctxs
+
+
+def inference_referee(at, sides, spec):
+    """The exact referee of a mismatch in the inference pass after training (LayerStepper.inference): every layer's
+    output in inference mode, in 50 digits, on the row of the mismatching element (in inference no layer mixes
+    rows), each layer on the numpy side's input as Keras's layer was called."""
+    from .referee import side_errors, verdict_of_sides
+    m = at.get("mismatch") or {}
+    result = {"name": "exact", "digits": DIGITS, "step": at["step"], "phase": "inference"}
+    if m.get("quantity") != "forward" or not m.get("index"):
+        return dict(result, verdict=None, note="the inference pass stopped without a mismatching element to judge")
+    r = slice(m["index"][0], m["index"][0] + 1)
+    inputs = [o[r] for o in at["numpy"]["forward"]]
+    configs = [layer.get_config() for layer in sides.layers]
+    with mpmath.workdps(DIGITS):
+        _, outs, _ = forward(spec["layers"], configs, sides.sources, sides.specs, at["weights"], at["X"][r], inputs,
+                             [], training=False)
+        exact = [T.floats(o.value) for o in outs]
+    half = [np.asarray(t)[r] / 2 if np.ndim(t) else np.asarray(t) / 2 for t in at["tol"]["forward"]]
+    wrong = {}
+    for side, values in (("numpy", inputs), ("keras", [o[r] for o in at["keras"]["outputs"]])):
+        q = {"forward": ({"names": sides.layer_names, "arrays": values}, exact, half)}
+        result[side], wrong[side] = side_errors(q, 2.0 ** -53)
+    result["verdict"] = verdict_of_sides(wrong["numpy"], wrong["keras"])
+    result["note"] = f"the inference pass after training, judged on row {m['index'][0]} (the mismatching element's)"
+    return result
 
 
 def _loss(spec, layers, sources, outs, inputs, y):
@@ -77,22 +110,45 @@ def _loss(spec, layers, sources, outs, inputs, y):
     return c * value, (at, d)
 
 
+TRANSCENDENTAL = 10  # an exp, tanh or square root counts as about ten products (measured: docs/referees.md)
+GATES = {"SimpleRNN": 1, "LSTM": 4, "GRU": 3}
+
+
 def products(layers, sources, x_shape, out_shapes, specs):
-    """An estimate of the products of 50-digit numbers one exact step takes: a layer with weights applies them at
-    every position of its input, Π(input shape without its last axis) × its weights' size (an Embedding only reads
-    rows: its output's size); a layer without weights, its output's size; × 3 for the backward pass."""
-    total = 0
+    """An estimate of the work of one exact step, in products of 50-digit numbers: X's conversion (its size); a layer
+    with weights applies them at every position of its input, Π(input shape without its last axis) × their size (an
+    Embedding reads rows: its output's size); a recurrent layer adds its gates' functions, N·T·gates·units
+    transcendentals, and attention its logits, weighted sums and softmax, N·heads·T²·(2·key_dim + 1 transcendental);
+    a pooling layer reads each window, output size × window; a global average, its input; an activation or a
+    normalization, an output's size of transcendentals; any other layer, its output's size. × 3 for the backward
+    pass. Refused past MAX_PRODUCTS (compare/exact_stack.py refuse)."""
+    total = int(np.prod(x_shape))
     for i, (d, srcs, out) in enumerate(zip(layers, sources, out_shapes)):
         x = x_shape if srcs[0] < 0 else out_shapes[srcs[0]]
+        kind, config = d["class_name"], d.get("config", {})
         params = sum(int(np.prod(s[2])) for s in specs if s[0] == i)
-        weighted = params and d["class_name"] != "Embedding"
-        total += int(np.prod(x[:-1])) * params if weighted else int(np.prod(out))
+        size = int(np.prod(out))
+        if params and kind != "Embedding":
+            total += int(np.prod(x[:-1])) * params
+        if kind in GATES:
+            total += int(np.prod(x[:-1])) * GATES[kind] * config.get("units", 1) * TRANSCENDENTAL
+        elif kind == "MultiHeadAttention":
+            total += x[0] * config["num_heads"] * x[1] ** 2 * (2 * config["key_dim"] + TRANSCENDENTAL)
+        elif "Pooling" in kind and "Global" not in kind:
+            pool = config.get("pool_size", 2)
+            total += size * int(np.prod(pool if isinstance(pool, (list, tuple)) else (pool, pool)))
+        elif "Global" in kind:
+            total += int(np.prod(x))
+        elif kind in ("ReLU", "Softmax", "Activation", "BatchNormalization", "LayerNormalization"):
+            total += size * TRANSCENDENTAL
+        elif not params or kind == "Embedding":
+            total += size
     return 3 * total
 
 
 def referee(at, sides, spec, first_step):
     """The exact referee's verdict on the step `at` (LayerStepper.current) of a layered network."""
-    from .referee import side_errors, verdict_of_sides
+    from .referee import side_errors, unjudged, verdict_of_sides
     numpy, keras, tol = at["numpy"], at["keras"], at.get("tol")
     result = {"name": "exact", "digits": DIGITS, "step": at["step"]}
     if tol is None or "grads" not in numpy:
@@ -132,7 +188,8 @@ def referee(at, sides, spec, first_step):
     result["verdict"] = verdict_of_sides(wrong["numpy"], wrong["keras"])
     if ref["numpy"]["updated"] is None:
         result["note"] = "the exact update needs the optimizer's state: weights after the update were not refereed"
-    return result
+    m = at.get("mismatch") or {}
+    return unjudged(result, m.get("quantity"), m.get("phase"))
 
 
 def refuse(layers, sources, x_shape, out_shapes, specs):

@@ -11,6 +11,7 @@ that input's share of it (its vector-Jacobian product).
     rows(f, vjp)    a function of each row (the last axis): an activation rule's exact and exact_backward
     take(a, idx)    out = a.ravel()[idx], idx −1 reading `pad`: every rearrangement (reshape, windows, gather);
                     d a = the sum of g over the places each element was read to (np.add.at)
+    part(a, key)    a[key] for slices and integers (a time step, a gate's columns): d a = g put back at key
     max_last(a)     the maximum over the last axis; d a routes g to the first maximal element (TensorFlow's
                     MaxPoolGrad: a tie goes to the first element of the window in row-major order)
     total(a, axes)  the sum over axes
@@ -101,6 +102,20 @@ def reshape(a, shape):
     return Node(a.value.reshape(shape), ((a, lambda g: g.reshape(a.value.shape)),))
 
 
+class _At:
+    """A gradient for a[key] only (part's): added in place, so that reading a sequence one step at a time costs
+    O(T), not a whole zero gradient per step."""
+    __slots__ = ("key", "g")
+
+    def __init__(self, key, g):
+        self.key, self.g = key, g
+
+
+def part(a, key):
+    """a.value[key] for a basic index (slices, integers): d a is g placed back at key, zeros elsewhere."""
+    return Node(a.value[key], ((a, lambda g: _At(key, g)),))
+
+
 def take(a, idx, pad=ZERO):
     idx = np.asarray(idx)
     flat = np.append(a.value.ravel(), pad).astype(object)
@@ -151,9 +166,20 @@ def backward(seeds):
         stack += [(p, False) for p, _ in n.inputs if id(p) not in seen]
     for n, seed in seeds:
         n.grad = seed if n.grad is None else n.grad + seed
+    owned = set()  # the nodes whose .grad is an array made here, which an _At may add into in place
     for n in reversed(order):
         if n.grad is None:
             continue
         for p, vjp in n.inputs:
             d = vjp(n.grad)
-            p.grad = d if p.grad is None else p.grad + d
+            if isinstance(d, _At):
+                if id(p) not in owned:
+                    p.grad = np.full(p.value.shape, ZERO, dtype=object) if p.grad is None else p.grad.copy()
+                    owned.add(id(p))
+                p.grad[d.key] = p.grad[d.key] + d.g
+            elif p.grad is None:
+                p.grad = d  # may be another node's array: not added into in place
+                owned.discard(id(p))
+            else:
+                p.grad = p.grad + d
+                owned.add(id(p))

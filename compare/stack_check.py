@@ -292,10 +292,16 @@ def check_layers(network, X, y, steps=None, epochs=None, batch_size=None, seed=0
         notes.append(protocol.COMBINED_NOTE)
     stop = stepper.stop
     judged = None
-    at = stepper.current if stop and stepper.current.get("phase") != "inference" else stepper.first
+    at = stepper.current if stop else stepper.first
     if referee and at is not None:
         at = dict(at, mismatch=stop.mismatch if stop else None)
-        if referee == "exact":
+        if at.get("phase") == "inference":  # a mismatch in the network's inference mode, after training
+            from .exact_stack import inference_referee
+            judged = inference_referee(at, sides, spec) if referee == "exact" else {
+                "name": referee, "step": at["step"], "verdict": None,
+                "note": "the mismatch is in the inference pass after training: finite differences judge a training "
+                        "step's gradients (--referee exact judges the inference pass)"}
+        elif referee == "exact":
             from .exact_stack import referee as exact_referee
             judged = exact_referee(at, sides, spec, first_step=at["step"] == 0)
         else:
@@ -402,7 +408,7 @@ class LayerStepper:
             tol.append(bounds(sides.entries[i], layer, x, np.zeros_like(keras_outs[i]), layer_weights, keras_outs[i],
                               outs[i], False, u, self.spec["layers"][i].get("call"))["output"])
         self.current = {"step": self.checked, "phase": "inference", "X": X, "numpy": {"forward": outs},
-                        "keras": {"outputs": keras_outs}}
+                        "keras": {"outputs": keras_outs}, "weights": weights, "tol": {"forward": tol}}
         self.tally.begin_step()
         try:
             self.tally.compare(self.checked, "forward", "inference", sides.layer_names, outs, keras_outs, tol)

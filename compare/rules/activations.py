@@ -92,8 +92,10 @@ def softmax_output_bound(z, f, u, tiny):
 
 
 def softmax_exact(row):
-    e = [mpmath.exp(v - max(row)) for v in row]
-    return [v / sum(e) for v in e]
+    m = max(row)
+    e = [mpmath.exp(v - m) for v in row]
+    total = sum(e)  # once: per element it made a row of K cost K² (60 s for attention over 96 keys)
+    return [v / total for v in e]
 
 
 def softmax_exact_backward(z, a, da):
