@@ -327,11 +327,27 @@ def test_the_exact_referee_names_keras_where_keras_is_wrong(digits, monkeypatch)
     assert max(q["error_over_bound"] for q in report["referee"]["numpy"].values()) <= 1
 
 
+class PoolOnly:
+    """A global average over a large image, then Dense: few weights, much arithmetic (found by a review: a layer
+    without weights had been charged its output's size, and X not at all)."""
+    layers = [{"class_name": "GlobalAveragePooling2D", "config": {}}, {"class_name": "Dense", "config": {"units": 3}},
+              {"class_name": "Softmax", "config": {}}]
+    loss, optimizer, learning_rate = "categorical_crossentropy", "sgd", 0.1
+
+    def get_weights(self):
+        return [np.zeros((4, 3)), np.zeros(3)]
+
+    set_weights = forward = gradients = apply_gradients = get_weights
+
+
 def test_the_exact_referee_refuses_a_network_too_large_for_50_digit_arithmetic(digits):
     from compare.exact_stack import MAX_PRODUCTS
     X, y = digits
     with pytest.raises(InputError, match=f"up to {MAX_PRODUCTS:,} products.*finite_differences"):
         check(stack.cnn(filters=512), X, y, steps=1, batch_size=32, referee="exact")
+    images = np.random.default_rng(0).normal(size=(32, 300, 300, 4))
+    with pytest.raises(InputError, match=f"up to {MAX_PRODUCTS:,} products"):
+        check(PoolOnly(), images, np.eye(3)[np.arange(32) % 3], steps=1, batch_size=32, referee="exact")
 
 
 
@@ -518,3 +534,99 @@ def test_a_sigmoid_last_layer_is_differentiated_from_its_input_as_keras_does():
     bad = check(SigmoidNet(clipped=True, scale=3.0), X, y, steps=3, batch_size=16, referee="exact")
     assert bad["verdict"] == "mismatch" and bad["first_mismatch"]["quantity"] == "loss"
     assert bad["referee"]["verdict"] == "numpy"
+
+
+def _with_optimizer(net, name, learning_rate):
+    from numpy_impl.optimizers import OPTIMIZERS
+    net.optimizer, net.learning_rate, net._optimizer = name, learning_rate, OPTIMIZERS[name](learning_rate)
+    return net
+
+
+def test_the_exact_referee_allows_each_side_the_rounding_of_the_exact_value(digits):
+    """Found by a review: an SGD update that is exactly fl(w − fl(lr·g)) can sit 1 ulp from the exact value rounded
+    to float64, 1.16 of the side's bound, and both sides were called wrong; each side is held to its bound plus half
+    an ulp of the reference. With SGD the update is refereed at every step: a learning rate off by 1e-6 from step 1
+    is the numpy side's."""
+    X, y = digits
+    fine = check(_with_optimizer(stack.cnn(seed=2), "sgd", 0.05), X, y, steps=1, batch_size=32, referee="exact",
+                 seed=2)["referee"]
+    assert fine["verdict"] == "neither" and "weights" in fine["numpy"]
+    assert max(q["error_over_bound"] for side in ("numpy", "keras") for q in fine[side].values()) <= 1
+
+    net = _with_optimizer(stack.cnn(), "sgd", 0.05)
+    apply = net._optimizer.apply
+    calls = []
+
+    def late(weights, grads):  # the learning rate off by one part in a million from the second step on
+        calls.append(1)
+        net._optimizer.learning_rate = 0.05 * (1 + 1e-6) if len(calls) > 1 else 0.05
+        return apply(weights, grads)
+    net._optimizer.apply = late
+    report = check(net, X, y, steps=3, batch_size=32, referee="exact")
+    assert report["first_mismatch"]["step"] == 1 and report["referee"]["verdict"] == "numpy"
+    assert report["referee"]["numpy"]["weights"]["error_over_bound"] > 1e3
+
+
+def test_the_exact_referee_reads_a_nan_as_wrong_and_does_not_call_an_unjudged_mismatch_neither(digits):
+    """Found by a review: a NaN in the numpy side's output read as no error ("neither"); and a mismatch in the
+    updated weights at a later step of Adam, which the exact referee cannot compute without the optimizer's state,
+    read "neither": now its verdict is null with a note."""
+    X, y = digits
+
+    class NaNDense(stack.Dense):
+        def forward(self, x, training, update):
+            out = super().forward(x, training, update).copy()
+            out[0, 0] = np.nan
+            return out
+    net = stack.cnn()
+    old = net.modules[5]
+    net.modules[5] = NaNDense(*old.weights)
+    judged = check(net, X, y, steps=1, batch_size=32, referee="exact")["referee"]
+    assert judged["verdict"] == "numpy" and judged["numpy"]["forward"]["error_over_bound"] == np.inf
+
+    net = stack.cnn()
+    apply, calls = net._optimizer.apply, []
+
+    def late(weights, grads):
+        calls.append(1)
+        net._optimizer.learning_rate = 1e-3 * (1 + 1e-6) if len(calls) > 1 else 1e-3
+        return apply(weights, grads)
+    net._optimizer.apply = late
+    report = check(net, X, y, steps=3, batch_size=32, referee="exact")
+    assert report["first_mismatch"]["step"] == 1 and report["first_mismatch"]["phase"] == "updated"
+    assert report["referee"]["verdict"] is None and "did not judge" in report["referee"]["note"]
+
+
+def test_a_mismatch_in_inference_mode_is_refereed_on_its_row(digits):
+    """Found by a review: a mismatch in the inference pass after training had been refereed at step 0 ("neither").
+    The exact referee judges the inference pass on the mismatching element's row; finite differences say why they
+    cannot."""
+    class BatchStatsInInference(stack.BatchNorm):
+        def forward(self, x, training, update):
+            return super().forward(x, True, update if training else False)
+    X, y = digits
+    for referee in ("exact", "finite_differences"):
+        net = stack.cnn(batch_norm=True)
+        net.modules[2] = BatchStatsInInference(8)
+        report = check(net, X, y, steps=2, batch_size=32, referee=referee)
+        m, judged = report["first_mismatch"], report["referee"]
+        assert m["phase"] == "inference" and m["name"] == "2:BatchNormalization"
+        if referee == "exact":
+            assert judged["verdict"] == "numpy" and judged["phase"] == "inference"
+            assert f"row {m['index'][0]}" in judged["note"]
+            assert judged["numpy"]["forward"]["error_over_bound"] > 1e3
+            assert judged["keras"]["forward"]["error_over_bound"] <= 1
+        else:
+            assert judged["verdict"] is None and "inference pass" in judged["note"]
+
+
+def test_referee_names_are_checked_and_a_layered_golden_replay_refuses_one(digits, tmp_path):
+    from compare.golden import open_file, save
+    from compare.golden.layered import record_layers
+    X, y = digits
+    for name in ("Exact", "exakt"):
+        with pytest.raises(InputError, match=f"unknown referee '{name}'"):
+            check(stack.cnn(), X, y, steps=1, batch_size=32, referee=name)
+    save(str(tmp_path / "g.npz"), record_layers(stack.cnn(), X, y, steps=1, batch_size=32))
+    with pytest.raises(InputError, match="takes no referee"):
+        check(stack.cnn(), None, None, golden=open_file(str(tmp_path / "g.npz")), referee="exact")
