@@ -31,9 +31,9 @@ def unjudged(result, quantity, phase=None):
     if judged is not None and judged in result.get("numpy", {}):
         return result
     what = f"{quantity} ({phase})" if phase else quantity
-    return dict(result, verdict=None, note=f"the mismatch is in the {what}, which the exact referee did not judge here "
-                                           "(the update needs the optimizer's state: step 0, or a stateless optimizer); "
-                                           "in what it judged, neither side is wrong")
+    return dict(result, verdict=None,
+                note=f"the mismatch is in the {what}, which the exact referee did not judge here (the update needs "
+                     "the optimizer's state: step 0, or a stateless optimizer); in what it judged, neither side is wrong")
 
 
 def side_errors(values, u_side):
@@ -41,37 +41,43 @@ def side_errors(values, u_side):
 
     The reference is the exact value rounded once to float64, up to half its ulp from the exact value, so a side
     is held to E + ½ulp(r) (found by a review: an SGD update that is exactly fl(w − fl(lr·g)) sat 1 ulp from the
-    rounded reference, 1.16 of E, and both sides were called wrong). A non-finite value where the reference is
-    finite is an infinite error (a NaN had read as 0). `where` is the element with the largest relative error,
-    `where_over_bound` the one with the largest error over its bound (the one that decides the verdict)."""
+    rounded reference, 1.16 of E, and both sides were called wrong). A value that is not the reference's where either
+    is not finite is an infinite error, and a ratio to the bound that is not a number (an infinite allowance, a bound
+    that is not a number) counts as past the bound: the referee cannot vouch for it (a NaN had read as no error).
+    Relative errors and ulps are taken only where the value stands above its bound (an exact 0, a gradient that
+    batch normalization's mean takes out, has only rounding): per element, and per tensor for rel_to_tensor.
+    `where` is the element with the largest relative error; `where_over_bound` and `error_where_over_bound` the
+    element with the largest error over its bound, the one that decides the verdict, and its error."""
     out, wrong = {}, False
     tiny = np.finfo(float).tiny
     for quantity, (mine, ref, bound) in values.items():
         worst = {"abs_error": 0.0, "rel_to_tensor": 0.0, "max_elementwise_rel": 0.0, "max_ulps": 0.0,
-                 "error_over_bound": 0.0, "where": None, "where_over_bound": None}
+                 "error_over_bound": 0.0, "where": None, "where_over_bound": None, "error_where_over_bound": 0.0}
         for name, m, r, e in zip(mine["names"], mine["arrays"], ref, bound):
-            m, r, e = np.asarray(m, float), np.asarray(r, float), np.asarray(e, float)
-            with np.errstate(invalid="ignore"):
-                err = np.where(np.isfinite(m) | ~np.isfinite(r), np.abs(m - r), np.inf)
-            err = np.where(np.isnan(err), 0.0, err)  # the same non-finite value on both: no error to measure
-            scale = max(float(np.abs(r).max()), tiny)
-            spacing = np.spacing(np.abs(r).astype(np.float32 if u_side > 2 ** -30 else np.float64)).astype(float)
-            # relative error and ulps only where the value stands above its rounding bound: an exact 0 (a bias's
-            # gradient that batch normalization's mean takes out) has no digits to lose, only rounding
-            meaningful = (err > 0) & (np.abs(r) > e)
-            elementwise = np.where(meaningful, err / np.maximum(np.abs(r), tiny), 0.0)
-            allowance = e + 0.5 * np.spacing(np.abs(r))
-            over = np.where(err == 0, 0.0, err / np.maximum(allowance, tiny))
-            if float(elementwise.max()) >= worst["max_elementwise_rel"]:
-                worst["where"] = f"{name}{[int(j) for j in np.unravel_index(int(np.argmax(elementwise)), err.shape)]}"
-            if float(over.max()) >= worst["error_over_bound"]:
-                worst["where_over_bound"] = f"{name}{[int(j) for j in np.unravel_index(int(np.argmax(over)), err.shape)]}"
-            worst["abs_error"] = max(worst["abs_error"], float(err.max()))
-            worst["rel_to_tensor"] = max(worst["rel_to_tensor"], float(err.max()) / scale)
-            worst["max_elementwise_rel"] = max(worst["max_elementwise_rel"], float(elementwise.max()))
+            m, r, e = np.asarray(m, float), np.asarray(r, float), np.broadcast_to(np.asarray(e, float), np.shape(r))
+            with np.errstate(invalid="ignore", over="ignore"):
+                same = (m == r) | (np.isnan(m) & np.isnan(r))
+                err = np.where(same, 0.0, np.abs(m - r))
+                err = np.where(np.isnan(err), np.inf, err)
+                spacing = np.spacing(np.abs(r).astype(np.float32 if u_side > 2 ** -30 else np.float64)).astype(float)
+                meaningful = (err > 0) & (np.abs(r) > e)
+                elementwise = np.where(meaningful, err / np.maximum(np.abs(r), tiny), 0.0)
+                over = np.where(err == 0, 0.0, err / np.maximum(e + 0.5 * np.spacing(np.abs(r)), tiny))
+                over = np.where(np.isnan(over), np.inf, over)
+            largest = float(np.abs(r).max()) if r.size else 0.0
+            if r.size and largest > float(e.max()):  # a tensor that stands above its rounding
+                worst["rel_to_tensor"] = max(worst["rel_to_tensor"], float(err.max()) / max(largest, tiny))
+            at = lambda a: f"{name}{[int(j) for j in np.unravel_index(int(np.argmax(a)), a.shape)]}"  # noqa: E731
+            if float(elementwise.max(initial=0)) > worst["max_elementwise_rel"]:
+                worst["where"] = at(elementwise)
+            if float(over.max(initial=0)) > worst["error_over_bound"]:
+                worst["where_over_bound"] = at(over)
+                worst["error_where_over_bound"] = float(err.reshape(-1)[int(np.argmax(over))])
+            worst["abs_error"] = max(worst["abs_error"], float(err.max(initial=0)))
+            worst["max_elementwise_rel"] = max(worst["max_elementwise_rel"], float(elementwise.max(initial=0)))
             worst["max_ulps"] = max(worst["max_ulps"], float(np.where(meaningful, err / np.maximum(
-                spacing, tiny), 0.0).max()))
-            worst["error_over_bound"] = max(worst["error_over_bound"], float(over.max()))
+                spacing, tiny), 0.0).max(initial=0)))
+            worst["error_over_bound"] = max(worst["error_over_bound"], float(over.max(initial=0)))
         wrong |= worst["error_over_bound"] > 1
         out[quantity] = worst
     return out, wrong
@@ -221,8 +227,8 @@ def judge(name, at, spec, keras_step, u, seed, mismatch, backend, u_numpy):
                  "updated": keras["weights_out"]}
     numpy_out = {"forward": numpy.get("forward"), "loss": numpy.get("loss"), "grads": numpy.get("grads"),
                  "updated": numpy.get("updated")}
-    tol = at["tol"]
-    if numpy.get("forward") is None:
+    tol = at.get("tol")
+    if numpy.get("forward") is None or tol is None:  # e.g. the weights entering the step already differ
         return {"name": name, "step": at["step"], "verdict": None,
                 "note": "the mismatch came before the numpy side's forward pass: nothing to referee"}
     tol_numpy = tol

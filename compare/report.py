@@ -251,13 +251,17 @@ def referee_lines(r):
         errors = r.get(side)
         if not errors:
             continue
-        if r["name"] == "exact":  # the largest relative error; where a side is wrong, the quantity past its bound
-            wrong = max(e["error_over_bound"] for e in errors.values()) > 1
-            q, e = max(errors.items(), key=lambda kv: kv[1]["error_over_bound" if wrong else "max_elementwise_rel"])
-            at = e.get("where_over_bound")
-            lines.append(f"  {side:<6} worst: {q} {e['where']} off by {e['max_elementwise_rel']:.2g} relative "
-                         f"({e['max_ulps']:.3g} ulp), {e['error_over_bound']:.2g} of its rounding bound"
-                         + (f" (at {at})" if at and at != e["where"] else ""))
+        if r["name"] == "exact":
+            q, e = max(errors.items(), key=lambda kv: kv[1]["error_over_bound"])
+            if e["error_over_bound"] > 1:  # wrong: the element that decides it, its error and its ratio to the bound
+                lines.append(f"  {side:<6} wrong: {q} {e['where_over_bound']} off by {e['error_where_over_bound']:.3g}, "
+                             f"{e['error_over_bound']:.3g} of its rounding bound")
+                continue
+            q, e = max(errors.items(), key=lambda kv: kv[1]["max_elementwise_rel"])  # the digits lost, and the margin
+            where = f" {e['where']} off by {e['max_elementwise_rel']:.2g} relative ({e['max_ulps']:.3g} ulp)," \
+                if e["where"] else " exact,"
+            lines.append(f"  {side:<6} worst: {q}{where} "
+                         f"{max(v['error_over_bound'] for v in errors.values()):.2g} of its rounding bound at most")
         else:
             lines.append(f"  {side:<6} differs from the difference quotient by up to {errors['max_abs_diff']:.2g} "
                          f"({errors['max_diff_over_allowance']:.2g} of the allowance)")

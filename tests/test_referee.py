@@ -127,3 +127,32 @@ def test_exact_referee_refuses_large_networks_before_running():
     Xd, yd = data.load("digits")
     with pytest.raises(InputError, match="up to 500 parameters; this network has 2410"):
         check(net, Xd, yd, steps=1, referee="exact")
+
+
+@pytest.mark.parametrize("side, exact, bound, wrong", [
+    (np.nan, 1.0, 1e-16, True),          # a NaN against a finite value: an infinite error
+    (np.nan, np.inf, 1e-16, True),       # NaN against inf is not "the same non-finite value"
+    (np.inf, -np.inf, 1e-16, True),      # opposite infinities: the allowance is not a number, the ratio counts as past
+    (1.0, np.inf, 1e-16, True),
+    (1.0 + 1e-12, 1.0, np.nan, True),    # a bound that is not a number vouches for nothing
+    (np.inf, np.inf, 1e-16, False),      # the same value
+    (1.0 + 2.0 ** -52, 1.0, 2.0 ** -53, False),  # one ulp: within E + half an ulp of the rounded reference
+    (1.0 + 2.0 ** -51, 1.0, 2.0 ** -53, True),   # two ulps: past it
+])
+def test_side_errors_count_every_non_finite_and_unbounded_difference(side, exact, bound, wrong):
+    """Found by reviews: NaN ratios had read as 0 (max(0.0, nan) is 0.0), so a NaN side passed the exact referee."""
+    from compare.referee import side_errors
+    values = {"forward": ({"names": ["a1"], "arrays": [np.array([side])]}, [np.array([exact])], [np.array([bound])])}
+    assert side_errors(values, 2.0 ** -53)[1] is wrong
+
+
+def test_rel_to_tensor_is_taken_only_for_a_tensor_above_its_rounding():
+    """A tensor whose exact value is 0 to 50 digits (a bias's gradient before batch normalization) had a relative
+    error of 1e+35 in the report; its relative figures are 0 and its ratio to the bound stays."""
+    from compare.referee import side_errors
+    values = {"gradient": ({"names": ["db"], "arrays": [np.array([3e-17, -1e-17])]}, [np.array([1e-51, -2e-52])],
+                           [np.array([1e-16, 1e-16])])}
+    errors, wrong = side_errors(values, 2.0 ** -53)
+    g = errors["gradient"]
+    assert not wrong and g["rel_to_tensor"] == 0 and g["max_elementwise_rel"] == 0 and g["where"] is None
+    assert g["error_over_bound"] == pytest.approx(0.3) and g["where_over_bound"] == "db[0]"
