@@ -247,6 +247,11 @@ def _gru_step(config, W, U, b, x_t, h, H):
     return T.add(T.mul(z, h), T.mul(T.add(T.scale(z, -ONE), T.const(np.ones(1))), hh))
 
 
+def attention_scale(key_dim):
+    """Keras's 1/√key_dim as TensorFlow applies it: tf.cast of the Python float goes through float32."""
+    return float(np.float32(1.0 / math.sqrt(float(key_dim))))
+
+
 def attention(config, w, x, ctx):
     """Self-attention, layer(x, x, x): q, k, v = x·W + b per head (kernels (D, heads, key_dim)); logits q·kᵀ times
     1/√key_dim rounded to float32 (TensorFlow casts the Python float through float32); a causal mask sets the
@@ -256,8 +261,7 @@ def attention(config, w, x, ctx):
         p = T.einsum("btd,dhk->bthk", x, w[f"{name}/kernel"])
         proj[name] = T.add(p, w[f"{name}/bias"])
     logits = T.einsum("bthk,bshk->bhts", proj["query"], proj["key"])
-    s = float(np.float32(1.0 / math.sqrt(float(config["key_dim"]))))
-    logits = T.scale(logits, mpmath.mpf(s))
+    logits = T.scale(logits, mpmath.mpf(attention_scale(config["key_dim"])))
     if ctx.call.get("use_causal_mask"):
         steps = logits.value.shape[-1]
         keep = np.tril(np.ones((steps, steps), bool))

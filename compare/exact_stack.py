@@ -19,7 +19,7 @@ from .exact import DIGITS, update
 from .exact_layers import add as exact_add, context
 from .rules import layers as layer_rules, losses as loss_rules
 
-MAX_PRODUCTS = 25_000_000  # under a minute at the slowest rate measured: 0.53 M a second, the transformer (docs/referees.md)
+MAX_PRODUCTS = 25_000_000  # under a minute at the slowest rate measured, 0.53 M a second (docs/referees.md)
 
 
 def step(layers, configs, sources, specs, weights, X, y, inputs, masks, spec, first_step):
@@ -52,12 +52,10 @@ def forward(layers, configs, sources, specs, weights, X, inputs, masks, training
     masks, outs, ctxs = iter(masks), [], []
     for i, (d, config, srcs) in enumerate(zip(layers, configs, sources)):
         ins = [T.const(X) if j < 0 else T.forced(inputs[j], outs[j]) for j in srcs]
-        ctx = context(training, mask=next(masks) if training and d["class_name"] == "Dropout" else None,
-                      call=d.get("call"))
-        if d["class_name"] == "Add":
-            outs.append(exact_add(config, per_layer[i], ins, ctx))
-        else:
-            outs.append(layer_rules.get(d["class_name"])["exact"](config, per_layer[i], ins[0], ctx))
+        rule = None if d["class_name"] == "Add" else layer_rules.get(d["class_name"])
+        ctx = context(training, mask=next(masks) if training and rule and rule["noise"] else None, call=d.get("call"))
+        outs.append(exact_add(config, per_layer[i], ins, ctx) if rule is None else
+                    rule["exact"](config, per_layer[i], ins[0], ctx))
         ctxs.append(ctx)
     return nodes, outs, ctxs
 
@@ -74,10 +72,14 @@ def inference_referee(at, sides, spec):
     r = slice(m["index"][0], m["index"][0] + 1)
     inputs = [o[r] for o in at["numpy"]["forward"]]
     configs = [layer.get_config() for layer in sides.layers]
-    with mpmath.workdps(DIGITS):
-        _, outs, _ = forward(spec["layers"], configs, sides.sources, sides.specs, at["weights"], at["X"][r], inputs,
-                             [], training=False)
-        exact = [T.floats(o.value) for o in outs]
+    try:
+        with mpmath.workdps(DIGITS):
+            _, outs, _ = forward(spec["layers"], configs, sides.sources, sides.specs, at["weights"], at["X"][r],
+                                 inputs, [], training=False)
+            exact = [T.floats(o.value) for o in outs]
+    except (ZeroDivisionError, ValueError, OverflowError) as exc:
+        return dict(result, verdict=None, note=f"the exact inference pass is undefined here ({type(exc).__name__}: "
+                                               f"{exc})")
     half = [np.asarray(t)[r] / 2 if np.ndim(t) else np.asarray(t) / 2 for t in at["tol"]["forward"]]
     wrong = {}
     for side, values in (("numpy", inputs), ("keras", [o[r] for o in at["keras"]["outputs"]])):
@@ -110,39 +112,16 @@ def _loss(spec, layers, sources, outs, inputs, y):
     return c * value, (at, d)
 
 
-TRANSCENDENTAL = 10  # an exp, tanh or square root counts as about ten products (measured: docs/referees.md)
-GATES = {"SimpleRNN": 1, "LSTM": 4, "GRU": 3}
-
-
 def products(layers, sources, x_shape, out_shapes, specs):
-    """An estimate of the work of one exact step, in products of 50-digit numbers: X's conversion (its size); a layer
-    with weights applies them at every position of its input, Π(input shape without its last axis) × their size (an
-    Embedding reads rows: its output's size); a recurrent layer adds its gates' functions, N·T·gates·units
-    transcendentals, and attention its logits, weighted sums and softmax, N·heads·T²·(2·key_dim + 1 transcendental);
-    a pooling layer reads each window, output size × window; a global average, its input; an activation or a
-    normalization, an output's size of transcendentals; any other layer, its output's size. × 3 for the backward
-    pass. Refused past MAX_PRODUCTS (compare/exact_stack.py refuse)."""
+    """An estimate of the work of one exact step, in products of 50-digit numbers: X's conversion (its size), each
+    layer's registry `work` (compare/rules/layers.py; an Add, its output's size), × 3 for the backward pass.
+    Refused past MAX_PRODUCTS (refuse, below)."""
     total = int(np.prod(x_shape))
     for i, (d, srcs, out) in enumerate(zip(layers, sources, out_shapes)):
         x = x_shape if srcs[0] < 0 else out_shapes[srcs[0]]
-        kind, config = d["class_name"], d.get("config", {})
         params = sum(int(np.prod(s[2])) for s in specs if s[0] == i)
-        size = int(np.prod(out))
-        if params and kind != "Embedding":
-            total += int(np.prod(x[:-1])) * params
-        if kind in GATES:
-            total += int(np.prod(x[:-1])) * GATES[kind] * config.get("units", 1) * TRANSCENDENTAL
-        elif kind == "MultiHeadAttention":
-            total += x[0] * config["num_heads"] * x[1] ** 2 * (2 * config["key_dim"] + TRANSCENDENTAL)
-        elif "Pooling" in kind and "Global" not in kind:
-            pool = config.get("pool_size", 2)
-            total += size * int(np.prod(pool if isinstance(pool, (list, tuple)) else (pool, pool)))
-        elif "Global" in kind:
-            total += int(np.prod(x))
-        elif kind in ("ReLU", "Softmax", "Activation", "BatchNormalization", "LayerNormalization"):
-            total += size * TRANSCENDENTAL
-        elif not params or kind == "Embedding":
-            total += size
+        rule = layer_rules.LAYERS.get(d["class_name"])
+        total += int(np.prod(out)) if rule is None else rule["work"](d.get("config", {}), tuple(x), tuple(out), params)
     return 3 * total
 
 

@@ -21,6 +21,9 @@ Each entry:
   exact          (config, weights, x, ctx) → the layer's training-mode forward pass in 50-digit arithmetic with
                  Keras's semantics, the exact referee's (compare/exact_layers.py; an activation layer's is its
                  activation's own exact rule)
+  work           (config, x_shape, out_shape, params) → the products of 50-digit numbers the exact forward pass
+                 takes (a transcendental counts TRANSCENDENTAL): the exact referee's estimate of its cost
+                 (compare/exact_stack.py products, measured in docs/referees.md)
   activation     (config) → the activation's name, for bound "activation"
   integer_input  the input is integer ids (Embedding): no dx
   stats_axes     (ndim) → the axes a normalization layer's statistics are taken over
@@ -191,12 +194,10 @@ def _attention_refuse(config):
 
 
 def _attention_notes(config, training):
-    import struct
     key_dim = config.get("key_dim")
     scale = ""
     if isinstance(key_dim, int) and key_dim > 0:
-        exact = 1 / math.sqrt(key_dim)
-        rounded = struct.unpack("f", struct.pack("f", exact))[0]
+        exact, rounded = 1 / math.sqrt(key_dim), X.attention_scale(key_dim)
         scale = f" (key_dim={key_dim}: {rounded!r}, not {exact!r})" if rounded != exact else ""
     return ["Keras's MultiHeadAttention, called as self-attention layer(x, x, x): q, k, v = x·W + b per head, kernels "
             "(D, heads, key_dim), the output kernel (heads, key_dim, D); the logits q·kᵀ are scaled by 1/√key_dim "
@@ -244,6 +245,44 @@ def _activation_refuse(config):
     return None
 
 
+TRANSCENDENTAL = 10  # an exp, tanh or square root in 50 digits costs about ten products (docs/referees.md)
+
+
+def _weights_work(config, x_shape, out_shape, params):
+    """Weights applied at every position of the input: Π(input shape but its last axis) × their number; a layer
+    without weights, its output's size."""
+    return _prod(x_shape[:-1]) * params if params else _prod(out_shape)
+
+
+def _read_work(config, x_shape, out_shape, params):
+    return _prod(out_shape)  # rows read from a table (Embedding)
+
+
+def _transcendental_work(config, x_shape, out_shape, params):
+    return _prod(out_shape) * TRANSCENDENTAL  # an activation, a normalization
+
+
+def _pool_work(config, x_shape, out_shape, params):
+    pool = config.get("pool_size", 2)
+    return _prod(out_shape) * _prod(pool if isinstance(pool, (list, tuple)) else (pool,) * (len(x_shape) - 2))
+
+
+def _global_pool_work(config, x_shape, out_shape, params):
+    return _prod(x_shape)
+
+
+def _recurrent_work(gates):
+    def work(config, x_shape, out_shape, params):  # the matmuls, then each gate's function at every step
+        return _prod(x_shape[:-1]) * (params + gates * config.get("units", 1) * TRANSCENDENTAL)
+    return work
+
+
+def _attention_work(config, x_shape, out_shape, params):
+    """The projections, then logits, softmax and weighted sums: N·heads·T²·(2·key_dim + a transcendental)."""
+    return (_prod(x_shape[:-1]) * params
+            + x_shape[0] * config["num_heads"] * x_shape[1] ** 2 * (2 * config["key_dim"] + TRANSCENDENTAL))
+
+
 def _none(*_):
     return None
 
@@ -253,10 +292,11 @@ def _no_notes(*_):
 
 
 def entry(layouts, bound, terms, exact=None, output_letters=_same, refuse=_none, notes=_no_notes, activation=None,
-          integer_input=False, noise=False, stats_axes=None, may_be_coarse=False):
+          integer_input=False, noise=False, stats_axes=None, may_be_coarse=False, work=_weights_work):
     if bound == "activation":  # the activation's own exact rule
-        exact = X.activation(activation)
-    return {"layouts": layouts, "bound": bound, "terms": terms, "exact": exact, "output_letters": output_letters,
+        exact, work = X.activation(activation), _transcendental_work
+    return {"layouts": layouts, "bound": bound, "terms": terms, "exact": exact, "work": work,
+            "output_letters": output_letters,
             "refuse": refuse, "notes": notes, "activation": activation, "integer_input": integer_input,
             "noise": noise, "stats_axes": stats_axes, "may_be_coarse": may_be_coarse}
 
@@ -265,27 +305,29 @@ LAYERS = {
     "Dense": entry({2: "NF", 3: "NTF"}, "multilinear", _dense_terms, X.dense, refuse=_linear_activation),
     "Conv1D": entry({3: "NTF"}, "multilinear", _conv_terms, X.conv, refuse=_conv_refuse, notes=_conv_notes),
     "Conv2D": entry({4: "NHWC"}, "multilinear", _conv_terms, X.conv, refuse=_conv_refuse, notes=_conv_notes),
-    "MaxPooling2D": entry({4: "NHWC"}, "max_pool", _pool_terms, X.max_pool, refuse=_conv_refuse, notes=_pool_notes),
+    "MaxPooling2D": entry({4: "NHWC"}, "max_pool", _pool_terms, X.max_pool, refuse=_conv_refuse, notes=_pool_notes,
+                          work=_pool_work),
     "AveragePooling2D": entry({4: "NHWC"}, "multilinear", _pool_terms, X.average_pool, refuse=_conv_refuse,
-                              notes=_pool_notes),
+                              notes=_pool_notes, work=_pool_work),
     "GlobalAveragePooling2D": entry({4: "NHWC"}, "multilinear", _global_pool_terms, X.global_average_pool,
                                     output_letters=lambda letters: letters.replace("H", "").replace("W", ""),
-                                    refuse=_conv_refuse),
+                                    refuse=_conv_refuse, work=_global_pool_work),
     "Flatten": entry(None, "rearrangement", _exact_terms, X.flatten, output_letters=lambda letters: letters[0] + "F"),
     "Reshape": entry(None, "rearrangement", _exact_terms, X.reshape, output_letters=None),
     "Dropout": entry(None, "multilinear", _dropout_terms, X.dropout, notes=_dropout_notes, noise=True),
     "Embedding": entry({2: "NT"}, "multilinear", _embedding_terms, X.embedding,
-                       output_letters=lambda letters: letters + "F", integer_input=True),
+                       output_letters=lambda letters: letters + "F", integer_input=True, work=_read_work),
     "BatchNormalization": entry({2: "NF", 3: "NTF", 4: "NHWC"}, "normalization", _exact_terms, X.batch_normalization,
                                 refuse=_batch_norm_refuse, notes=_batch_norm_notes,
-                                stats_axes=lambda ndim: tuple(range(ndim - 1))),
+                                stats_axes=lambda ndim: tuple(range(ndim - 1)), work=_transcendental_work),
     "LayerNormalization": entry({2: "NF", 3: "NTF", 4: "NHWC"}, "normalization", _exact_terms,
                                 X.layer_normalization, refuse=_layer_norm_refuse,
-                                notes=_layer_norm_notes, stats_axes=lambda ndim: (ndim - 1,)),
+                                notes=_layer_norm_notes, stats_axes=lambda ndim: (ndim - 1,), work=_transcendental_work),
     **{kind: entry({3: "NTF"}, "recurrent", _exact_terms, X.recurrent(kind), may_be_coarse=True,
-                   refuse=_recurrent_refuse, notes=_recurrent_notes(kind)) for kind in ("SimpleRNN", "LSTM", "GRU")},
+                   refuse=_recurrent_refuse, notes=_recurrent_notes(kind), work=_recurrent_work(gates))
+       for kind, gates in (("SimpleRNN", 1), ("LSTM", 4), ("GRU", 3))},
     "MultiHeadAttention": entry({3: "NTF"}, "attention", _exact_terms, X.attention, refuse=_attention_refuse,
-                                notes=_attention_notes),
+                                notes=_attention_notes, work=_attention_work),
     "ReLU": entry(None, "activation", _exact_terms, refuse=_relu_refuse, activation=lambda config: "relu"),
     "Softmax": entry(None, "activation", _exact_terms, refuse=_softmax_refuse, activation=lambda config: "softmax"),
     "Activation": entry(None, "activation", _exact_terms, refuse=_activation_refuse,
