@@ -156,3 +156,17 @@ def test_rel_to_tensor_is_taken_only_for_a_tensor_above_its_rounding():
     g = errors["gradient"]
     assert not wrong and g["rel_to_tensor"] == 0 and g["max_elementwise_rel"] == 0 and g["where"] is None
     assert g["error_over_bound"] == pytest.approx(0.3) and g["where_over_bound"] == "db[0]"
+
+
+def test_a_golden_replay_whose_entering_weights_differ_gets_a_note_not_a_traceback(tmp_path):
+    """Found by a review: a Dense golden replay with referee="exact" whose network does not take the weights it is
+    given stopped at the entering weights, before the step's tolerances, and the referee raised KeyError('tol')."""
+    from compare.golden import open_file, save
+    from compare.golden.record import record
+    save(str(tmp_path / "g.npz"), record(numpy_impl.seed_network(), X, Y, steps=3))
+    net = numpy_impl.seed_network()
+    real = net.set_weights
+    net.set_weights = lambda ws: real([np.float32(w).astype(float) for w in ws])  # rounds what it is given
+    report = check(net, X, Y, golden=open_file(str(tmp_path / "g.npz")), referee="exact")
+    assert report["verdict"] == "mismatch" and report["first_mismatch"]["quantity"] == "weights"
+    assert report["referee"]["verdict"] is None and "nothing to referee" in report["referee"]["note"]
