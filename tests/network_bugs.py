@@ -201,3 +201,8 @@ BUGS = {
                                                                                    .modules[1].weights)),
                            1, "forward", "1:LSTM", "state_between_steps"),
 }
+
+
+def conv_gradient_sign():
+    """BUGS["conv_gradient_sign"]'s network, by name for the command line (--impl network_bugs:conv_gradient_sign)."""
+    return BUGS["conv_gradient_sign"][0]()

@@ -351,6 +351,34 @@ def test_the_exact_referee_refuses_a_network_too_large_for_50_digit_arithmetic(d
 
 
 
+def test_a_mismatch_of_a_layered_network_is_reported_in_full_from_the_command_line(tmp_path):
+    """Found by a new user's trial: every failing layered network had crashed the text report (its location had no
+    "text") and, with it, the JSON and JUnit files. Now: the mismatch, the location, the diagnosis, the referee's
+    lines and the verdict, exit code 1, and both files written."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import xml.etree.ElementTree as ET
+    from helpers import ROOT, clean_env
+    files = {name: tmp_path / name for name in ("r.json", "j.xml")}
+    done = subprocess.run([sys.executable, "-m", "compare", "--impl", "network_bugs:conv_gradient_sign", "--data",
+                           "digits", "--batch-size", "32", "--steps", "2", "--referee", "exact", "--json",
+                           str(files["r.json"]), "--junit", str(files["j.xml"])], cwd=ROOT,
+                          env=clean_env(PYTHONPATH=os.pathsep.join([ROOT, os.path.join(ROOT, "tests")])),
+                          capture_output=True, text=True)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    out = done.stdout
+    assert "location: the backprop first goes wrong at layer 1:Conv2D: its gradient d1:Conv2D/kernel disagrees" in out
+    assert "diagnosis: the gradients of every layer after 1:Conv2D agree" in out and "sign is flipped" in out
+    assert "referee exact (50 digits) at step 0: the numpy side is wrong" in out
+    assert "numpy  wrong: gradient d1:Conv2D/kernel[" in out and out.rstrip().splitlines()[-1].startswith("verdict: FAIL")
+    report = json.loads(files["r.json"].read_text())
+    assert report["location"]["where"] == "backprop" and report["location"]["layer"] == "1:Conv2D"
+    assert report["causes"] == ["sign_flipped"] and report["referee"]["verdict"] == "numpy"
+    assert ET.parse(files["j.xml"]).getroot()[0].get("failures") == "1"
+
+
 def test_large_logits_are_no_false_alarm(digits):
     """Found by a review: at learning rate 10 the logits reach 1e4 and a softmax of 1 − 1.2e-13 rounds to 1.0 on
     one side (exp(z − lse), lse rounded by u·|lse|): the loss rule's bound of the softmax now carries that term."""

@@ -61,7 +61,7 @@ def explain(stop, stepper):
             causes.append("inference_mode")
             text += (" (batch normalization must use its moving statistics)" if cls == "BatchNormalization" else
                      " (dropout must be the identity)")
-        location = _location(step, i, layer, name)
+        location = _location(step, i, layer, name, "inference")
     elif q == "forward":
         i = sides.layer_names.index(name)
         layer = sides.layer_names[i]
@@ -89,7 +89,7 @@ def explain(stop, stepper):
                     if cls in ("LSTM", "GRU", "SimpleRNN") else "a cache or a setting kept from the last call")
             text += (f"; it agreed at steps 0–{step - 1} and differs now: the layer keeps something from one step to "
                      f"the next ({kept})")
-        location = _location(step, i, layer, name)
+        location = _location(step, i, layer, name, "forward")
     elif q == "loss":
         text = "the loss differs from Keras's on the numpy side's own output: the mistake is in the loss's value"
         c = _factor(np.float64(numpy["loss"]), np.float64(keras["loss"]))
@@ -98,7 +98,7 @@ def explain(stop, stepper):
             if cause != "constant_factor":
                 causes.append(cause)
                 text += f"; {words}"
-        location = _location(step, len(sides.layer_names) - 1, sides.layer_names[-1], "loss")
+        location = _location(step, len(sides.layer_names) - 1, sides.layer_names[-1], "loss", "loss")
     elif q == "gradient":
         k = sides.weight_names.index(name[1:])
         i = sides.specs[k][0]
@@ -124,7 +124,7 @@ def explain(stop, stepper):
                 causes.append("loss_gradient")
                 text += (" at every gradient of the network alike: the factor enters once, at the loss's gradient "
                          "dL/d output")
-        location = _location(step, i, layer, name)
+        location = _location(step, i, layer, name, "backprop")
     else:  # the weights after the step
         k = sides.weight_names.index(name)
         i = sides.specs[k][0]
@@ -155,7 +155,7 @@ def explain(stop, stepper):
                 causes.append("optimizer_state")
                 text += (f"; it agreed at steps 0–{step - 1}: the optimizer's state for {name} (its moments) is "
                          "not its own (shared with another weight of the same shape, or reset)")
-        location = _location(step, i, layer, name)
+        location = _location(step, i, layer, name, "state" if m.get("phase") == "after" else "update")
     stop.diagnosis, stop.causes, stop.location = text, causes, location
 
 
@@ -179,8 +179,21 @@ def _carriers(sides, i):
     return sorted(carriers, key=sides.layer_names.index), above
 
 
-def _location(step, index, layer, tensor):
-    return {"step": int(step), "layer": layer, "layer_index": int(index), "tensor": tensor}
+LOCATION_TEXT = {
+    "forward": "the forward pass first goes wrong at layer {layer}: its output disagrees",
+    "inference": "in inference mode, after training, layer {layer}'s output disagrees",
+    "loss": "the loss disagrees while every layer's output agrees",
+    "backprop": "the backprop first goes wrong at layer {layer}: its gradient {tensor} disagrees",
+    "state": "layer {layer}'s training call leaves its non-trainable {tensor} otherwise than Keras's",
+    "update": "the update goes wrong at layer {layer}: {tensor} after the optimizer's step disagrees",
+}
+
+
+def _location(step, index, layer, tensor, where):
+    """The report's location: the step, the layer (name and index), the tensor, where in the step (LOCATION_TEXT's
+    keys, as Dense networks' "forward", "loss", "backprop", "update", and "state", "inference") and a sentence."""
+    return {"step": int(step), "layer": layer, "layer_index": int(index), "tensor": tensor, "where": where,
+            "text": LOCATION_TEXT[where].format(layer=layer, tensor=tensor)}
 
 
 def _momentum(stepper, k):
