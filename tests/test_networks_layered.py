@@ -658,3 +658,28 @@ def test_referee_names_are_checked_and_a_layered_golden_replay_refuses_one(digit
     save(str(tmp_path / "g.npz"), record_layers(stack.cnn(), X, y, steps=1, batch_size=32))
     with pytest.raises(InputError, match="takes no referee"):
         check(stack.cnn(), None, None, golden=open_file(str(tmp_path / "g.npz")), referee="exact")
+
+
+def test_an_update_mistake_of_a_layered_network_is_named_by_the_optimizers_known_causes(digits):
+    """Found by a new user's trial: a textbook Adam (β1, β2 exact in β^t, where Keras on TensorFlow rounds them
+    through float32) failed on the update with no cause named, where a Dense network's diagnosis names it. The
+    layered diagnosis now tries the optimizer's known mistakes (compare/diagnosis/updates.py) at step 0."""
+    from numpy_impl.optimizers import Adam
+
+    class ExactBetas(Adam):
+        def update(self, i, w, g, lr):
+            b1, b2, eps = self.config["beta_1"], self.config["beta_2"], self.config["epsilon"]
+            t = self.iterations + 1
+            alpha = lr * np.sqrt(1 - b2 ** t) / (1 - b1 ** t)
+            s = self.state[i]
+            s["m"] = s["m"] + (g - s["m"]) * (1 - b1)
+            s["v"] = s["v"] + (g * g - s["v"]) * (1 - b2)
+            return w - (s["m"] * alpha) / (np.sqrt(s["v"]) + eps)
+    X, y = digits
+    net = stack.cnn()
+    net._optimizer.__class__ = ExactBetas
+    report = check(net, X, y, steps=2, batch_size=32)
+    m = report["first_mismatch"]
+    assert (m["step"], m["quantity"], m["phase"]) == (0, "weights", "updated")
+    assert report["causes"] == ["no float32 cast"] and "beta_1=0.9, beta_2=0.999 exactly" in report["diagnosis"]
+    assert report["location"]["where"] == "update"

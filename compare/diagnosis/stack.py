@@ -155,8 +155,28 @@ def explain(stop, stepper):
                 causes.append("optimizer_state")
                 text += (f"; it agreed at steps 0–{step - 1}: the optimizer's state for {name} (its moments) is "
                          "not its own (shared with another weight of the same shape, or reset)")
+            else:
+                found = _update_causes(stepper)
+                causes += list(dict.fromkeys(cause for cause, _ in found))
+                text += "".join(f"; {words}" for words in dict.fromkeys(words for _, words in found))
         location = _location(step, i, layer, name, "state" if m.get("phase") == "after" else "update")
     stop.diagnosis, stop.causes, stop.location = text, causes, location
+
+
+def _update_causes(stepper):
+    """[(cause, words)]: the optimizer mistakes of compare/diagnosis/updates.py (Dense networks' known causes: float32
+    casts of β1 and β2, the bias correction, ε's place, ...) whose predicted update fits the numpy side's, on the
+    trainable weights, from the optimizer's state before the step as the update tolerance tracks it."""
+    from . import explains
+    from .updates import hypotheses
+    sides, current = stepper.sides, stepper.current
+    numpy, keras, tr = current["numpy"], current["keras"], sides.trainable
+    mine = [numpy["updated"][k] for k in tr]
+    ctx = {"spec": stepper.spec, "numpy": {"weights": [numpy["weights"][k] for k in tr], "grads": numpy["grads"],
+                                           "updated": mine},
+           "keras": {"weights_out": [keras["weights_out"][k] for k in tr]}, "state": stepper.update.before}
+    return [(cause, words) for cause, words, predicted in hypotheses(ctx) if cause != "never updated" and
+            explains(mine, predicted, ctx["keras"]["weights_out"], current["tol"]["updated"], stepper.u)]
 
 
 def _carriers(sides, i):
