@@ -6,6 +6,7 @@ every gradient, and the weights after the update (compare/stepper.py). The first
 tolerance stops the check. By default ("synced") Keras steps from the numpy side's weights each time, so
 each comparison measures one step's arithmetic; "free-running" lets each side train on its own.
 """
+import os
 import time
 
 import numpy as np
@@ -34,10 +35,13 @@ def check(network, X, y, steps=None, epochs=None, batch_size=None, seed=0, free_
     first mismatching step, or step 0 when all agree, against a third opinion (compare/referee.py).
     `backend` is Keras's: tensorflow (default), jax or torch; it must be chosen before Keras is imported.
     `history=True` adds per-step summaries (report["history"]); `progress(step, steps)` is called
-    after each step. `golden` (a compare.golden.GoldenReference) replaces live Keras with a recorded
-    trajectory: the numpy network is then set to the recorded weights before each step, and Keras is
-    never imported.
+    after each step. `golden` (a file's path, or compare.golden.open_file's result) replaces live Keras with a
+    recorded trajectory: the numpy network is then set to the recorded weights before each step, and Keras is
+    never imported. X and y may then be None (the file's own).
     """
+    if isinstance(golden, (str, os.PathLike)):  # a path, as on the command line (found by a new user's trial)
+        from .golden import open_file
+        golden = open_file(os.fspath(golden))
     if referee is not None and referee not in referees.NAMES:
         raise InputError(f"unknown referee {referee!r}; expected one of {', '.join(referees.NAMES)}")
     if protocol.attribute(network, "layers", None) is not None:  # any stack of layers: compare/stack_check.py

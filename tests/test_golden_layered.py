@@ -37,6 +37,13 @@ def test_the_file_plays_back_without_keras_and_agrees(recorded):
     assert "verdict: OK: numpy and Keras agree at every step checked (4 of 4)" in done.stdout
 
 
+def test_check_takes_the_files_path_as_the_command_line_does(recorded):
+    """Found by a new user's trial: check(..., golden="file.npz") had been refused as "a file recorded for a Dense
+    network"; a path is opened as the command line opens it."""
+    report = check(stack.cnn(batch_norm=True, dropout=0.25), None, None, golden=str(recorded))
+    assert report["mode"] == "golden" and report["verdict"] == "ok" and report["steps_checked"] == 4
+
+
 def test_a_planted_bug_is_caught_from_the_file_with_its_layer(recorded):
     golden = open_file(recorded)
     net = stack.cnn(batch_norm=True, dropout=0.25)
