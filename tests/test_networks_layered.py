@@ -369,6 +369,7 @@ def test_a_mismatch_of_a_layered_network_is_reported_in_full_from_the_command_li
                           capture_output=True, text=True)
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
     out = done.stdout
+    assert "…" not in out  # piped, the tables had been cut to 80 columns ("gradie…", "1.35e-…")
     assert "location: the backprop first goes wrong at layer 1:Conv2D: its gradient d1:Conv2D/kernel disagrees" in out
     assert "diagnosis: the gradients of every layer after 1:Conv2D agree" in out and "sign is flipped" in out
     assert "referee exact (50 digits) at step 0: the numpy side is wrong" in out

@@ -123,7 +123,9 @@ def finish(result, paths, quiet):
             print("verdict: " + report.verdict_text(result), file=text)
         else:
             from rich.console import Console
-            report.render(result, Console(soft_wrap=True, file=text))
+            # piped or redirected, rich would cut the tables to 80 columns ("gradie…", "1.35e-…"): 200 keeps them
+            wide = None if getattr(text, "isatty", lambda: False)() else 200
+            report.render(result, Console(soft_wrap=True, file=text, width=wide))
         text.flush()
     except (OSError, ValueError) as exc:  # a closed stream (the network's code may close it)
         raise InputError(f"cannot print the report: {exc}") from None
