@@ -260,8 +260,10 @@ def referee_lines(r):
             q, e = max(errors.items(), key=lambda kv: kv[1]["max_elementwise_rel"])  # the digits lost, and the margin
             where = f" {e['where']} off by {e['max_elementwise_rel']:.2g} relative ({e['max_ulps']:.3g} ulp)," \
                 if e["where"] else " exact,"
-            lines.append(f"  {side:<6} worst: {q}{where} "
-                         f"{max(v['error_over_bound'] for v in errors.values()):.2g} of its rounding bound at most")
+            top = max(errors.values(), key=lambda v: v["error_over_bound"])
+            at = f" (at {top['where_over_bound']})" if top["where_over_bound"] else ""
+            lines.append(f"  {side:<6} worst: {q}{where} every element within {top['error_over_bound']:.2g} of its "
+                         f"rounding bound{at}")
         else:
             lines.append(f"  {side:<6} differs from the difference quotient by up to {errors['max_abs_diff']:.2g} "
                          f"({errors['max_diff_over_allowance']:.2g} of the allowance)")
