@@ -684,3 +684,24 @@ def test_an_update_mistake_of_a_layered_network_is_named_by_the_optimizers_known
     assert (m["step"], m["quantity"], m["phase"]) == (0, "weights", "updated")
     assert report["causes"] == ["no float32 cast"] and "beta_1=0.9, beta_2=0.999 exactly" in report["diagnosis"]
     assert report["location"]["where"] == "update"
+
+
+def test_a_state_carried_in_gradients_only_is_not_blamed_on_the_loss(digits):
+    """Found by a new user's trial: an LSTM whose gradients(X, y) starts from the last batch's state while forward(X)
+    starts from zeros agrees at every layer output and differs in the loss from step 1; the diagnosis had said "the
+    mistake is in the loss's value". It now says the loss or another forward pass, and names the state."""
+    from network_bugs import CarriedState
+
+    class CarriedInGradients(CarriedState):
+        def forward(self, x, training, update):
+            if not update:  # forward(X): from zeros, as it should
+                return stack.Recurrent.forward(self, x, training, update)
+            return super().forward(x, training, update)
+    X, y = digits
+    net = stack.recurrent("lstm")
+    net.modules[1] = CarriedInGradients("lstm", *net.modules[1].weights)
+    report = check(net, X, y, steps=3, batch_size=32)
+    m = report["first_mismatch"]
+    assert (m["step"], m["quantity"]) == (1, "loss") and report["causes"] == ["state_between_steps"]
+    assert "another forward pass than forward(X) returned" in report["diagnosis"]
+    assert "it agreed at step 0 and differs now" in report["diagnosis"]

@@ -87,17 +87,25 @@ def explain(stop, stepper):
             causes.append("state_between_steps")
             kept = ("its recurrent state carried from the last batch instead of starting from zeros"
                     if cls in ("LSTM", "GRU", "SimpleRNN") else "a cache or a setting kept from the last call")
-            text += (f"; it agreed at steps 0–{step - 1} and differs now: the layer keeps something from one step to "
+            text += (f"; it agreed {_agreed(step)} and differs now: the layer keeps something from one step to "
                      f"the next ({kept})")
         location = _location(step, i, layer, name, "forward")
     elif q == "loss":
-        text = "the loss differs from Keras's on the numpy side's own output: the mistake is in the loss's value"
+        text = ("the loss differs from Keras's loss of the numpy side's own layer outputs: the mistake is in the loss's "
+                "value, or gradients(X, y) took it from another forward pass than forward(X) returned")
         c = _factor(np.float64(numpy["loss"]), np.float64(keras["loss"]))
+        named = False
         if c is not None:  # one number always fits some factor: only a known one names a cause
             cause, words = _factor_words(c, rows)
             if cause != "constant_factor":
                 causes.append(cause)
                 text += f"; {words}"
+                named = True
+        if not named and step > 0 and stepper.checked == step:  # found by a user's trial: an LSTM state carried
+            causes.append("state_between_steps")                # in gradients() only, forward(X) left pure
+            text += (f"; it agreed {_agreed(step)} and differs now while every layer's output agrees: gradients(X, y) "
+                     "runs its forward pass with something kept from the last step (a recurrent state carried across "
+                     "batches, a cache), which forward(X) does not")
         location = _location(step, len(sides.layer_names) - 1, sides.layer_names[-1], "loss", "loss")
     elif q == "gradient":
         k = sides.weight_names.index(name[1:])
@@ -153,7 +161,7 @@ def explain(stop, stepper):
                          "(a dict keyed by shape) would give this")
             elif step > 0 and stepper.checked == step and stateful:
                 causes.append("optimizer_state")
-                text += (f"; it agreed at steps 0–{step - 1}: the optimizer's state for {name} (its moments) is "
+                text += (f"; it agreed {_agreed(step)}: the optimizer's state for {name} (its moments) is "
                          "not its own (shared with another weight of the same shape, or reset)")
             else:
                 found = _update_causes(stepper)
@@ -161,6 +169,10 @@ def explain(stop, stepper):
                 text += "".join(f"; {words}" for words in dict.fromkeys(words for _, words in found))
         location = _location(step, i, layer, name, "state" if m.get("phase") == "after" else "update")
     stop.diagnosis, stop.causes, stop.location = text, causes, location
+
+
+def _agreed(step):
+    return "at step 0" if step == 1 else f"at steps 0–{step - 1}"
 
 
 def _update_causes(stepper):
