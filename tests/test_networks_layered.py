@@ -705,3 +705,13 @@ def test_a_state_carried_in_gradients_only_is_not_blamed_on_the_loss(digits):
     assert (m["step"], m["quantity"]) == (1, "loss") and report["causes"] == ["state_between_steps"]
     assert "another forward pass than forward(X) returned" in report["diagnosis"]
     assert "it agreed at step 0 and differs now" in report["diagnosis"]
+
+
+@pytest.mark.parametrize("options, fragment", [(["--epochs", "2"], "walks through one epoch"),
+                                               (["--data", "guide"], "walks through the digits")])
+def test_the_layered_walkthrough_refuses_options_it_cannot_honour(capsys, options, fragment):
+    """Found by a new user's trial: --epochs and --data had been silently ignored by walkthrough --model."""
+    from compare.cli import main
+    assert main(["walkthrough", "--model", "lstm", *options]) == 2
+    err = capsys.readouterr().err.strip()
+    assert fragment in err and len(err.splitlines()) == 1

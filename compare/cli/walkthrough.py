@@ -10,10 +10,13 @@ def walkthrough(argv):
     from .. import data, protocol
     p = Parser(prog=f"{program()} walkthrough", description=stages.__doc__)
     p.add_argument("--impl", metavar="MODULE:FACTORY", help="your network (default: the guide's seed_network)")
-    p.add_argument("--epochs", type=positive_int, default=100, help="length of the last stage (default 100)")
-    p.add_argument("--data", default="guide", metavar="guide|digits|random|PATH.npz",
-                   help="the data (default: the guide's 3 rows); random is shaped to fit the network")
-    p.add_argument("--seed", type=seed, default=0, help="seed of the random data (default 0)")
+    p.add_argument("--epochs", type=positive_int, default=None,
+                   help="length of the last stage (default 100; --model: one epoch, the only length it takes)")
+    p.add_argument("--data", default=None, metavar="guide|digits|random|PATH.npz",
+                   help="the data (default: the guide's 3 rows; --model: the digits, the only data it takes); random "
+                        "is shaped to fit the network")
+    p.add_argument("--seed", type=seed, default=0,
+                   help="seed of the random data, or of --model's initial weights (default 0)")
     p.add_argument("--model", choices=("cnn", "cnn-bn", "lstm", "gru"),
                    help="the project's own layered network (numpy_impl/stack.py) on the digits, batches of 32")
     args = p.parse_args(argv)
@@ -26,8 +29,11 @@ def walkthrough(argv):
         from numpy_impl.stack import MODELS
 
         from .. import walkthrough_layers
-        if args.data not in ("guide", "digits"):
+        if args.data not in (None, "digits"):  # found by a user's trial: --data and --epochs had been ignored
             raise InputError(f"--model {args.model} walks through the digits; received --data {args.data}")
+        if args.epochs not in (None, 1):
+            raise InputError(f"--model {args.model} walks through one epoch (its last stage is model.fit over the "
+                             f"check's batches of that epoch); received --epochs {args.epochs}")
         X, y = data.load("digits")
         run = walkthrough_layers.run(lambda: MODELS[args.model](args.seed), X, y)
     else:
@@ -36,9 +42,10 @@ def walkthrough(argv):
         if protocol.attribute(network, "layers", None) is not None:
             raise InputError(f"--impl {impl} is a network with layers: the walkthrough takes the project's own (--model "
                              "cnn, cnn-bn, lstm, gru); check yours with python -m compare --impl")
-        shape = shape_hint(network) if args.data == "random" else (None, None)
-        X, y = data.load(args.data, *shape, loss=protocol.attribute(network, "loss", "mse"), seed=args.seed)
-        run = stages.run(lambda: protocol.load_factory(impl), X, y, args.epochs)
+        source = args.data or "guide"
+        shape = shape_hint(network) if source == "random" else (None, None)
+        X, y = data.load(source, *shape, loss=protocol.attribute(network, "loss", "mse"), seed=args.seed)
+        run = stages.run(lambda: protocol.load_factory(impl), X, y, args.epochs or 100)
     all_ok = True
     for n, (stage, numpy_code, keras_code, conversion, diff, tol, ok) in enumerate(run, 1):
         all_ok &= ok
