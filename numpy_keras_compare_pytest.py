@@ -56,9 +56,14 @@ class KerasCheck:
     def __repr__(self):
         return "keras_check(" + ", ".join(f"{k}={v!r}" for k, v in self.options.items()) + ")"
 
-    def __call__(self, network, X, y, steps=100, **options):
+    def __call__(self, network, X, y, steps=None, **options):
         __tracebackhide__ = True
-        return our_assertion()(network, X, y, steps=steps, **{**self.options, **options})
+        check = our_assertion()
+        from compare.errors import InputError
+        try:
+            return check(network, X, y, steps=steps, **{**self.options, **options})
+        except InputError as error:  # a refused input or option (a layered network under --keras-backend jax): one line
+            pytest.fail(f"numpy-keras-compare refused the check: {error}", pytrace=False)
 
 
 def our_assertion():
@@ -75,7 +80,7 @@ def our_assertion():
 
 @pytest.fixture
 def keras_check(request):
-    """assert_matches_keras(network, X, y, steps=100, msg=None, **options) with this run's backend and dtype."""
+    """assert_matches_keras(network, X, y, steps=None, msg=None, **options) with this run's backend and dtype."""
     __tracebackhide__ = True
     options = {}
     if request.config.getoption("--keras-backend"):

@@ -4,8 +4,9 @@ from .layer_check import check_layer
 from .report import mismatch_message
 
 
-def assert_matches_keras(network, X, y, steps=100, msg=None, **options):
-    """Train `network` and Keras side by side for `steps` steps; raise AssertionError on a mismatch.
+def assert_matches_keras(network, X, y, steps=None, msg=None, **options):
+    """Train `network` and Keras side by side for `steps` steps (check's default: 100, or a golden file's length);
+    raise AssertionError on a mismatch.
 
     `options` are `check`'s (epochs, batch_size, seed, free_running, dtype, referee, backend). The
     message reads like torch.testing.assert_close's: how many elements mismatched, the greatest

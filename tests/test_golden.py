@@ -113,3 +113,17 @@ def test_damaged_golden_file_is_refused(capsys, recorded, tmp_path):
 def test_diff_refuses_different_configurations(capsys, recorded):
     code, _, err = run(capsys, "diff", str(recorded["guide"]), str(recorded["adam"]))
     assert code == 2 and "record different configurations" in err
+
+
+def test_a_golden_file_brings_its_own_data_and_length(tmp_path):
+    """Found by a new user's trial: check(net, None, None, golden=...) had refused a Dense file ("X must be numeric;
+    received dtype object"), and assert_matches_keras asked for 100 steps of a 3-step file."""
+    import numpy_impl
+    from compare import assert_matches_keras, check
+    from compare.golden import save
+    from compare.golden.record import record
+    path = str(tmp_path / "g.npz")
+    save(path, record(numpy_impl.seed_network(), *numpy_impl.seed_data(), steps=3))
+    report = check(numpy_impl.seed_network(), None, None, golden=path)
+    assert report["mode"] == "golden" and report["ok"] and report["steps_checked"] == 3
+    assert assert_matches_keras(numpy_impl.seed_network(), None, None, golden=path)["steps_checked"] == 3

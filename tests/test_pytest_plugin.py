@@ -176,3 +176,17 @@ def test_explicit_xdist_gateways_as_for_remote_hosts_run_the_fixture_in_each_wor
     assert "1 failed, 1 passed" in result.stdout and "at step 0" in result.stdout
     assert "FAILED test_gateways.py::test_guide_as_written" in result.stdout
     assert "PASSED test_gateways.py::test_correct_network" in result.stdout
+
+
+def test_a_refused_check_is_a_one_line_failure(tmp_path):
+    """Found by a new user's trial: a layered network under --keras-dtype float32 (or a jax/torch backend), which the
+    check refuses, had ended in a traceback through our source; it is one failure line."""
+    (tmp_path / "test_layered.py").write_text(
+        "from compare.data import load\nfrom numpy_impl import stack\n\n\n"
+        "def test_cnn(keras_check):\n    keras_check(stack.cnn(), *load('digits'), steps=1, batch_size=32)\n")
+    result = run_pytest(tmp_path, "-q", "--keras-dtype", "float32", "--tb=long")
+    out = result.stdout + result.stderr
+    assert result.returncode == 1 and "1 failed" in out
+    assert "numpy-keras-compare refused the check: a network with layers is checked in float64" in out
+    ours = source_lines("compare/checking.py", "compare/stack_check.py", "numpy_keras_compare_pytest.py")
+    assert sorted({line.lstrip(">E ").strip() for line in out.splitlines()} & ours) == []
