@@ -149,3 +149,34 @@ def test_weights_set_back_give_the_same_outputs_bit_for_bit(model):
     net.set_weights(net.get_weights())
     assert all(np.array_equal(a, b) for a, b in zip(before, net.forward(X)))
     assert all(w.flags.c_contiguous for m in net.modules for w in m.weights)
+
+
+def _edited(source, target, key, index, factor):
+    """A copy of a layered file with one element of `key` scaled and its hash computed again (a re-recording whose
+    Keras moved there)."""
+    from compare.golden.record import HASH, content_hash
+    files = dict(np.load(source, allow_pickle=False))
+    a = files[key].copy()
+    a.reshape(-1)[index] *= factor
+    files[key] = a
+    files[HASH] = np.array(content_hash(files))
+    np.savez_compressed(target, **files)
+    return str(target)
+
+
+def test_diff_compares_two_recordings_of_a_layered_network(recorded, tmp_path):
+    """Found by a new user's trial: diff refused every layered file ("not a golden trajectory of this tool")."""
+    from compare.cli import main
+    from compare.golden import diff
+    same = diff(str(recorded), str(recorded))
+    assert same["identical"] and same["first_changed_step"] is None and same["steps"] == 4
+    g = open_file(recorded)
+    k = g.config["trainable"].index(6)  # the Dense kernel's gradient
+    moved = diff(str(recorded), _edited(recorded, tmp_path / "b.npz", f"grads/{k}", 3 * 720 + 5, 1 + 1e-9))
+    assert not moved["identical"] and moved["first_changed_step"] == 3 and moved["changed"] == ["d7:Dense/kernel"]
+    assert moved["moved"]["gradient"]["max_rel"] == pytest.approx(1e-9, rel=1e-6)
+    assert moved["moved"]["forward"]["name"] is None
+    assert main(["diff", str(recorded), str(tmp_path / "b.npz")]) == 1
+    other = _edited(recorded, tmp_path / "c.npz", "numpy_outputs/1", 7, 2.0)  # another numpy side
+    with pytest.raises(InputError, match="record different runs: numpy_outputs/1"):
+        diff(str(recorded), other)

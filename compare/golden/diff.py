@@ -41,11 +41,27 @@ def _step_of(key, index, offsets):
     return index
 
 
+def _is_layered(path):
+    from .layered import FORMAT as LAYERED
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return "format" in f.files and str(f["format"]) == LAYERED
+    except (OSError, ValueError):
+        return False  # load() below says what the file is
+
+
 def diff(path_a, path_b):
     """What moved between two recordings of the same configuration: per quantity the largest absolute and
     relative change and the array it is in, every array that changed, and the first step where anything
     changed. Both files are loaded (and so checked) in full; files of different configurations, data or
-    batches are refused with the fields that differ."""
+    batches are refused with the fields that differ. Two recordings of a network with layers: diff_layered."""
+    layered = _is_layered(path_a), _is_layered(path_b)
+    if any(layered):
+        if not all(layered):
+            kinds = ["a network with layers" if k else "a Dense network" for k in layered]
+            raise InputError(f"{path_a} records {kinds[0]} and {path_b} {kinds[1]}: diff compares re-recordings of "
+                             "the same network")
+        return diff_layered(path_a, path_b)
     (fa, ca, va, _), (fb, cb, vb, _) = load(path_a), load(path_b)
     config_a, config_b = _configuration(ca), _configuration(cb)
     differing = [f"{k} {shown(config_a[k])} vs {shown(config_b[k])}" for k in config_a if config_a[k] != config_b[k]]
@@ -83,3 +99,70 @@ def diff(path_a, path_b):
                    for k, c in (("a", ca), ("b", cb))}
     return {"identical": first is None, "first_changed_step": first, "moved": moved, "changed": changed,
             "versions": {"a": va, "b": vb}, "environment": environment, "steps": ca["steps"]}
+
+
+def _layered_arrays(config, count):
+    """quantity → [(array key, name in reports, per-row or per-step)] of a layered recording: Keras's values on the
+    numpy side's inputs, and the tolerances the check computed from them."""
+    layers, weights, tr, fr = config["layer_names"], config["weight_names"], config["trainable"], config["frozen"]
+    return {
+        "forward": [(f"keras_outputs/{i}", layers[i], "rows") for i in range(count("keras_outputs"))],
+        "loss": [("loss", "loss", "steps")],
+        "gradient": [(f"grads/{j}", "d" + weights[k], "steps") for j, k in enumerate(tr)],
+        "weights": [(f"weights_out/{k}", f"{weights[k]} (after)", "steps") for k in range(len(weights))],
+        "tolerance": ([(f"tol_forward/{i}", f"tolerance of {layers[i]}", "rows") for i in range(count("tol_forward"))]
+                      + [("tol_loss", "tolerance of the loss", "steps")]
+                      + [(f"tol_grads/{j}", f"tolerance of d{weights[k]}", "steps") for j, k in enumerate(tr)]
+                      + [(f"tol_updated/{j}", f"tolerance of {weights[k]} (updated)", "steps") for j, k in enumerate(tr)]
+                      + [(f"tol_state/{j}", f"tolerance of {weights[k]} (after)", "steps") for j, k in enumerate(fr)]),
+    }
+
+
+def diff_layered(path_a, path_b):
+    """diff for two recordings of a network with layers (compare/golden/layered.py), e.g. before and after a Keras
+    upgrade: the numpy side's values (each layer's input, the weights entering each step) must be the same bit for
+    bit, so that what moved is Keras's: its layer outputs on those inputs, its loss, gradients and weights after each
+    step. Each file is loaded as check --golden loads it (its hash and structure checked)."""
+    from .layered import LayeredGolden
+    a, b = LayeredGolden(path_a), LayeredGolden(path_b)
+    fa, fb, ca, cb = a.files, b.files, a.config, b.config
+    same_config = {k: (ca[k], cb[k]) for k in ("spec", "dtype", "steps", "batch_size", "layer_names", "weight_names",
+                                               "weight_shapes") if ca[k] != cb[k]}
+    differing = [f"{k} {shown(x)} vs {shown(y)}" for k, (x, y) in same_config.items()]
+    inputs = DATA + tuple(k for k in fa if k.split("/")[0] in ("numpy_outputs", "weights_in", "masks"))
+    for key in inputs if not differing else ():
+        x, y = fa[key], fb.get(key)
+        if y is None or x.shape != y.shape or x.dtype != y.dtype:
+            differing.append(f"{key} of shape {x.shape} vs {None if y is None else y.shape}")
+        elif _changed(x, y).any():
+            i = tuple(int(j) for j in np.argwhere(_changed(x, y))[0])
+            differing.append(f"{key}{list(i)} {x[i].item()!r} vs {y[i].item()!r}")
+    if differing:
+        raise InputError(f"{path_a} and {path_b} record different runs: {'; '.join(differing[:3])}; diff compares "
+                         "re-recordings of the same network, data, batches and numpy side (its layer outputs and "
+                         "weights must be the same bit for bit)")
+    offsets, moved, first, changed = fa["row_offsets"], {}, None, []
+    with np.errstate(all="ignore"):
+        for quantity, arrays in _layered_arrays(ca, a.count).items():
+            worst = {"max_abs": 0.0, "max_rel": 0.0, "name": None}
+            for key, name, along in arrays:
+                x, y = fa[key], fb[key]
+                mask = _changed(x, y)
+                if not mask.any():
+                    continue
+                changed.append(name)
+                d = np.where(mask, np.abs(x - y), 0.0)
+                d[mask & ~np.isfinite(d)] = np.inf
+                rel = float(np.where(np.isfinite(np.abs(x)), d / np.maximum(np.abs(x), np.finfo(float).tiny),
+                                     np.inf)[mask].max())
+                if worst["name"] is None or d.max() > worst["max_abs"]:
+                    worst.update(max_abs=float(d.max()), name=name)
+                worst["max_rel"] = max(worst["max_rel"], rel)
+                index = int(np.argwhere(np.atleast_1d(mask))[0][0])  # a row of the batches, or a step
+                step = int(np.searchsorted(offsets, index, side="right") - 1) if along == "rows" else index
+                first = step if first is None else min(first, step)
+            moved[quantity] = worst
+    environment = {k: {"backend": "tensorflow", "device": "cpu", "computed_dtype": c["dtype"]} for k, c in
+                   (("a", ca), ("b", cb))}
+    return {"identical": first is None, "first_changed_step": first, "moved": moved, "changed": changed,
+            "versions": {"a": a.versions, "b": b.versions}, "environment": environment, "steps": ca["steps"]}
