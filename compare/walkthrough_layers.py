@@ -14,16 +14,33 @@ from .walkthrough import kwargs_text, worst
 BATCH = 32
 
 
+# (layer class, what its move to Keras needs): the walkthrough names those of the network's own layers (found by a
+# user's trial: the GRU's walkthrough had named a convolution's kernel and Flatten's order)
+FORWARD_NEEDS = (
+    ("Dense", "a Dense kernel (inputs, units)"),
+    ("Conv2D", "a Conv2D kernel (HH, WW, C, F), images channels last"),
+    ("Conv1D", "a Conv1D kernel (K, C, F)"),
+    ("Flatten", "Flatten in (H, W, C) order"),
+    ("LSTM", "an LSTM's gates in Keras's order (i, f, c, o), kernel (D, 4H), recurrent kernel (H, 4H)"),
+    ("GRU", "a GRU's gates (z, r, h), bias (2, 3H) with reset_after"),
+    ("SimpleRNN", "a SimpleRNN's kernel (D, H) and recurrent kernel (H, H)"),
+    ("BatchNormalization", "BatchNormalization's gamma, beta, moving mean and variance, ε = 1e-3"),
+    ("MultiHeadAttention", "attention kernels (D, heads, key_dim), the output kernel (heads, key_dim, D)"),
+    ("Embedding", "the embedding table (ids, features)"),
+)
+
+
 def stages(spec):
     """The five stages' (title, numpy code, Keras code, what the move needs) for this network."""
     from keras_impl.model import LOSSES, OPTIMIZERS
     chain = " → ".join(d["class_name"] for d in spec["layers"])
     optimizer = f"keras.optimizers.{OPTIMIZERS[spec['optimizer']].__name__}(learning_rate, " \
                 f"{kwargs_text(spec['optimizer_config'])})".replace(", )", ")")
+    kinds = {d["class_name"] for d in spec["layers"]}
+    needs = [text for kind, text in FORWARD_NEEDS if kind in kinds]  # what this network's layers need, no other's
     return [
         ("each layer's forward pass", "network.forward(X)", f"keras layer by layer: {chain}",
-         "each layer's weights in Keras's shapes (a kernel (HH, WW, C, F), a Dense kernel (inputs, units)), images "
-         "channels last, Flatten in (H, W, C) order"),
+         "each layer's weights in Keras's shapes (" + ", ".join(needs) + ")"),
         (f"the loss ({spec['loss']})", "network.gradients(X, y)[0]",
          f"keras.losses.{LOSSES[spec['loss']].__name__}()(y, model(X))",
          "Keras takes a softmax's input (the logits) for the cross-entropy, and averages over the batch"),

@@ -715,3 +715,13 @@ def test_the_layered_walkthrough_refuses_options_it_cannot_honour(capsys, option
     assert main(["walkthrough", "--model", "lstm", *options]) == 2
     err = capsys.readouterr().err.strip()
     assert fragment in err and len(err.splitlines()) == 1
+
+
+def test_the_walkthrough_names_what_the_networks_own_layers_need():
+    """Found by a new user's trial: the GRU's walkthrough named a convolution's kernel and Flatten's order."""
+    from compare.walkthrough_layers import stages
+    spec = {"layers": stack.MODELS["gru"]().layers, "optimizer": "adam", "optimizer_config": {},
+            "loss": "categorical_crossentropy"}
+    needs = stages(spec)[0][3]
+    assert "GRU's gates (z, r, h)" in needs and "Dense kernel (inputs, units)" in needs
+    assert "Conv2D" not in needs and "Flatten" not in needs
