@@ -30,7 +30,8 @@ def render(report, console):
                   f"{report['mode']} steps", markup=False, highlight=False)
     if report.get("golden"):
         g = report["golden"]
-        console.print(f"golden file {g['path']} (sha256 {g['sha256'][:16]}…, format v{g['format']}): Keras's "
+        kind = "layered format v1, content-hashed" if g.get("kind") == "layered" else f"format v{g['format']}"
+        console.print(f"golden file {g['path']} (sha256 {g['sha256'][:16]}…, {kind}): Keras's "
                       "recorded trajectory, played back without Keras", markup=False, highlight=False)
     console.print(f"network {network_text(net)}, "
                   f"{net['parameters']} parameters; loss {_named(net['loss'], net['loss_config'])}, "
