@@ -31,6 +31,35 @@ def _changed(a, b):
     return (a.view(np.uint8).reshape(*a.shape, width) != b.view(np.uint8).reshape(*b.shape, width)).any(axis=-1)
 
 
+def _inputs_differing(fa, fb, keys):
+    """One line per array of `keys` that is not the same bit for bit in both files (shape, dtype or an element)."""
+    lines = []
+    for key in keys:
+        a, b = fa[key], fb.get(key)
+        if b is None or a.shape != b.shape or a.dtype != b.dtype:
+            lines.append(f"{key} of shape {a.shape} vs {None if b is None else b.shape}")
+        elif _changed(a, b).any():
+            i = tuple(int(j) for j in np.argwhere(_changed(a, b))[0])
+            lines.append(f"{key}{list(i)} {a[i].item()!r} vs {b[i].item()!r}")
+    return lines
+
+
+def _measure(worst, a, b, name):
+    """Fold into `worst` ({max_abs, max_rel, name}) how far b moved from a where they differ bit for bit (a NaN
+    against a number, or against another NaN, counts as infinitely far); the mask of those elements, or None."""
+    mask = _changed(a, b)
+    if not mask.any():
+        return None
+    d = np.where(mask, np.abs(a - b), 0.0)
+    d[mask & ~np.isfinite(d)] = np.inf
+    size = np.abs(a)
+    rel = float(np.where(np.isfinite(size), d / np.maximum(size, np.finfo(float).tiny), np.inf)[mask].max())
+    if worst["name"] is None or d.max() > worst["max_abs"]:
+        worst.update(max_abs=float(d.max()), name=name)
+    worst["max_rel"] = max(worst["max_rel"], rel)
+    return mask
+
+
 def _step_of(key, index, offsets):
     """The first step whose record holds element `index` (first axis) of array `key`: w_t is the weights
     leaving step t − 1 (entering step 0 for t = 0), g_t and loss_t belong to step t, z and a rows to their batch."""
@@ -65,13 +94,7 @@ def diff(path_a, path_b):
     (fa, ca, va, _), (fb, cb, vb, _) = load(path_a), load(path_b)
     config_a, config_b = _configuration(ca), _configuration(cb)
     differing = [f"{k} {shown(config_a[k])} vs {shown(config_b[k])}" for k in config_a if config_a[k] != config_b[k]]
-    for key in DATA:
-        a, b = fa[key], fb[key]
-        if a.shape != b.shape or a.dtype != b.dtype:
-            differing.append(f"{key} of shape {a.shape} vs {b.shape}")
-        elif _changed(a, b).any():
-            i = tuple(int(j) for j in np.argwhere(_changed(a, b))[0])
-            differing.append(f"{key}{list(i)} {a[i].item()!r} vs {b[i].item()!r}")
+    differing += _inputs_differing(fa, fb, DATA)
     if differing:
         raise InputError(f"{path_a} and {path_b} record different configurations: {'; '.join(differing)}; diff "
                          "compares re-recordings of the same network, data and batches")
@@ -80,18 +103,10 @@ def diff(path_a, path_b):
         for quantity, pairs in _quantities(len(ca["spec"]["activations"])).items():
             worst = {"max_abs": 0.0, "max_rel": 0.0, "name": None}
             for key, name in pairs:
-                a, b = fa[key], fb[key]
-                mask = _changed(a, b)
-                if not mask.any():
+                mask = _measure(worst, fa[key], fb[key], name)
+                if mask is None:
                     continue
                 changed.append(name)
-                d = np.where(mask, np.abs(a - b), 0.0)
-                d[mask & ~np.isfinite(d)] = np.inf  # NaN against a number, or against another NaN
-                size = np.abs(a)
-                rel = float(np.where(np.isfinite(size), d / np.maximum(size, np.finfo(float).tiny), np.inf)[mask].max())
-                if worst["name"] is None or d.max() > worst["max_abs"]:
-                    worst.update(max_abs=float(d.max()), name=name)
-                worst["max_rel"] = max(worst["max_rel"], rel)
                 step = _step_of(key, int(np.argwhere(mask)[0][0]), fa["row_offsets"])
                 first = step if first is None else min(first, step)
             moved[quantity] = worst
@@ -129,14 +144,9 @@ def diff_layered(path_a, path_b):
     same_config = {k: (ca[k], cb[k]) for k in ("spec", "dtype", "steps", "batch_size", "layer_names", "weight_names",
                                                "weight_shapes") if ca[k] != cb[k]}
     differing = [f"{k} {shown(x)} vs {shown(y)}" for k, (x, y) in same_config.items()]
-    inputs = DATA + tuple(k for k in fa if k.split("/")[0] in ("numpy_outputs", "weights_in", "masks"))
-    for key in inputs if not differing else ():
-        x, y = fa[key], fb.get(key)
-        if y is None or x.shape != y.shape or x.dtype != y.dtype:
-            differing.append(f"{key} of shape {x.shape} vs {None if y is None else y.shape}")
-        elif _changed(x, y).any():
-            i = tuple(int(j) for j in np.argwhere(_changed(x, y))[0])
-            differing.append(f"{key}{list(i)} {x[i].item()!r} vs {y[i].item()!r}")
+    if not differing:
+        differing = _inputs_differing(fa, fb, DATA + tuple(k for k in fa if k.split("/")[0] in
+                                                           ("numpy_outputs", "weights_in", "masks")))
     if differing:
         raise InputError(f"{path_a} and {path_b} record different runs: {'; '.join(differing[:3])}; diff compares "
                          "re-recordings of the same network, data, batches and numpy side (its layer outputs and "
@@ -146,18 +156,10 @@ def diff_layered(path_a, path_b):
         for quantity, arrays in _layered_arrays(ca, a.count).items():
             worst = {"max_abs": 0.0, "max_rel": 0.0, "name": None}
             for key, name, along in arrays:
-                x, y = fa[key], fb[key]
-                mask = _changed(x, y)
-                if not mask.any():
+                mask = _measure(worst, fa[key], fb[key], name)
+                if mask is None:
                     continue
                 changed.append(name)
-                d = np.where(mask, np.abs(x - y), 0.0)
-                d[mask & ~np.isfinite(d)] = np.inf
-                rel = float(np.where(np.isfinite(np.abs(x)), d / np.maximum(np.abs(x), np.finfo(float).tiny),
-                                     np.inf)[mask].max())
-                if worst["name"] is None or d.max() > worst["max_abs"]:
-                    worst.update(max_abs=float(d.max()), name=name)
-                worst["max_rel"] = max(worst["max_rel"], rel)
                 index = int(np.argwhere(np.atleast_1d(mask))[0][0])  # a row of the batches, or a step
                 step = int(np.searchsorted(offsets, index, side="right") - 1) if along == "rows" else index
                 first = step if first is None else min(first, step)
