@@ -172,7 +172,7 @@ BUGS = {
     # name: (factory, step, quantity, tensor, cause)
     "conv_gradient_sign": (lambda: _conv(stack.cnn(), FlippedConvGradient), 0, "gradient", "d1:Conv2D/kernel",
                            "sign_flipped"),
-    "true_convolution": (lambda: _conv(stack.cnn(), TrueConvolution), 0, "forward", "1:Conv2D", None),
+    "true_convolution": (lambda: _conv(stack.cnn(), TrueConvolution), 0, "forward", "1:Conv2D", "flipped_kernel"),
     "flatten_channels_first": (lambda: _swap(stack.cnn(), 4, ChannelsFirstFlatten()), 0, "forward", "4:Flatten",
                                "order"),
     "pool_routes_first": (lambda: _swap(stack.cnn(), 3, FirstOfWindowPool(2)), 0, "gradient", "d1:Conv2D/kernel",
@@ -188,9 +188,9 @@ BUGS = {
     "adam_state_per_shape": (lambda: _per_shape(stack.cnn(batch_norm=True)), 0, "weights",
                              "2:BatchNormalization/beta", "shared_shape"),
     "attention_not_causal": (lambda: _transformer_with(1, lambda m: NotCausal(m.weights, m.num_heads, True, [0])),
-                             0, "forward", "1:MultiHeadAttention", None),
+                             0, "forward", "1:MultiHeadAttention", "causal_mask_missing"),
     "attention_scale_exact": (lambda: _transformer_with(1, lambda m: ExactScale(m.weights, m.num_heads, True, [0])),
-                              0, "forward", "1:MultiHeadAttention", None),
+                              0, "forward", "1:MultiHeadAttention", "attention_exact_scale"),
     "layer_norm_torch_epsilon": (lambda: _transformer_with(3, lambda m: TorchEpsilon(16, inputs=[2])), 0, "forward",
                                  "3:LayerNormalization", None),
     # the skip connection's gradient lost at the second Add: the first LayerNormalization's gradients are the first

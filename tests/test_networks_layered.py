@@ -725,3 +725,22 @@ def test_the_walkthrough_names_what_the_networks_own_layers_need():
     needs = stages(spec)[0][3]
     assert "GRU's gates (z, r, h)" in needs and "Dense kernel (inputs, units)" in needs
     assert "Conv2D" not in needs and "Flatten" not in needs
+
+
+def test_a_layers_forward_mistake_in_a_network_is_named_by_the_single_layer_causes(digits):
+    """Found by a new user's trial: an LSTM's gates in CS231n's order were named by the single-layer check and not in
+    a network. A forward mismatch now tries the layer's known mistakes (compare/diagnosis/layers.py), Keras's layer
+    rerun on the numpy side's input with each planted; the planted-bug suite's true convolution and attention bugs
+    are named too (tests/network_bugs.py)."""
+    class Unmapped(stack.Recurrent):  # Keras-order weights read as the course's (i, f, o, g)
+        def keras(self, weights):
+            return [np.array(w) for w in weights]
+
+        def course(self, weights):
+            return [np.array(w, dtype=float) for w in weights]
+    X, y = digits
+    net = stack.recurrent("lstm")
+    net.modules[1] = Unmapped("lstm", *net.modules[1].keras(net.modules[1].weights))
+    report = check(net, X, y, steps=1, batch_size=32)
+    assert report["first_mismatch"]["name"] == "1:LSTM" and report["causes"] == ["lstm_gate_order"]
+    assert "CS231n's order (i, f, o, g)" in report["diagnosis"]

@@ -89,6 +89,10 @@ def explain(stop, stepper):
                     if cls in ("LSTM", "GRU", "SimpleRNN") else "a cache or a setting kept from the last call")
             text += (f"; it agreed {_agreed(step)} and differs now: the layer keeps something from one step to "
                      f"the next ({kept})")
+        else:
+            found = _layer_causes(stepper, i)
+            causes += list(dict.fromkeys(cause for cause, _ in found))
+            text += "".join(f"; {words}" for words in dict.fromkeys(words for _, words in found))
         location = _location(step, i, layer, name, "forward")
     elif q == "loss":
         text = ("the loss differs from Keras's loss of the numpy side's own layer outputs: the mistake is in the loss's "
@@ -169,6 +173,38 @@ def explain(stop, stepper):
                 text += "".join(f"; {words}" for words in dict.fromkeys(words for _, words in found))
         location = _location(step, i, layer, name, "state" if m.get("phase") == "after" else "update")
     stop.diagnosis, stop.causes, stop.location = text, causes, location
+
+
+def _layer_causes(stepper, i):
+    """[(cause, words)]: the single-layer check's known mistakes of layer i's class (compare/diagnosis/layers.py:
+    a flipped kernel, padding on the other side, an LSTM's gates in another order, ...) whose predicted output, the
+    Keras layer rerun on the numpy side's input with the mistake planted, fits the numpy side's output. Dropout is
+    left out (its mask is the step's draw; the caller names a mask that is not)."""
+    from . import explains
+    from .layers import hypotheses
+    sides, current, spec = stepper.sides, stepper.current, stepper.spec
+    entry, d = sides.entries[i], spec["layers"][i]
+    srcs = sides.sources[i]
+    if entry is None or entry["noise"] or len(srcs) != 1:
+        return []
+    numpy, keras = current["numpy"], current["keras"]
+    x = current["X"] if srcs[0] < 0 else numpy["forward"][srcs[0]]
+    ks = [k for k, s in enumerate(sides.specs) if s[0] == i]
+    mine, ref, tol = numpy["forward"][i], keras["outputs"][i], current["tol"]["forward"][i]
+    dout = keras["douts"][i] if keras.get("douts") and keras["douts"][i] is not None else np.zeros_like(ref)
+    ctx = {"spec": {"class_name": d["class_name"], "config": d.get("config", {}), "call": d.get("call") or {}},
+           "entry": entry, "klayer": sides.layers[i], "xk": x, "x": x, "dout_k": dout,
+           "weights": [keras["weights_in"][k] for k in ks], "dtype": "float64", "training": True, "noise": None,
+           "specs": [(sides.specs[k][1], sides.specs[k][2], sides.specs[k][3]) for k in ks], "u": stepper.u,
+           "letters": (None, None, None, None), "sides": {"out": (mine, ref, tol)}}
+    try:
+        return [(cause, words) for cause, words, predicted in hypotheses(ctx, "out")
+                if predicted.get("out") is not None and np.shape(predicted["out"]) == np.shape(mine)
+                and explains([mine], [predicted["out"]], [ref], [tol], stepper.u)]
+    except Exception:  # noqa: BLE001  a hypothesis that cannot run here names no cause (never a guessed one)
+        return []
+    finally:
+        sides.layers[i].set_weights(ctx["weights"])
 
 
 def _agreed(step):
