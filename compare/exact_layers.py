@@ -132,7 +132,7 @@ def dropout(config, w, x, ctx):
 
 def embedding(config, w, x, ctx):
     """The rows of the table at the ids."""
-    ids = np.asarray(x.value).astype(np.int64) if x.value.dtype != object else np.vectorize(int)(x.value)
+    ids = np.vectorize(int, otypes=[np.int64])(x.value)
     table = w["embeddings"]
     cols = table.value.shape[1]
     return T.take(table, ids[..., None] * cols + np.arange(cols))
@@ -176,12 +176,13 @@ def layer_normalization(config, w, x, ctx):
     return _normalized(centred, variance, config["epsilon"], w)
 
 
-def _sigmoid(a):
-    return T.apply(lambda v: ONE / (1 + mpmath.exp(-v)), lambda v, s: s * (1 - s), a)
+def _gate(name):
+    """A recurrent gate's function: the activation's own exact rule (compare/rules/activations.py), as a layer's."""
+    rule = activation_rules.get(name)
+    return lambda a: T.rows(rule["exact"], rule["exact_backward"], a)
 
 
-def _tanh(a):
-    return T.apply(mpmath.tanh, lambda v, t: 1 - t * t, a)
+_sigmoid, _tanh = _gate("sigmoid"), _gate("tanh")
 
 
 def _columns(a, lo, hi):
@@ -214,19 +215,8 @@ def recurrent(kind):
             seq.append(h)
         if not config.get("return_sequences"):
             return h
-        stacked = seq[0]
-        for s in seq[1:]:  # (N, T, H) by concatenation along a new axis 1
-            stacked = _concat_time(stacked, s)
-        return stacked
+        return T.stack(seq, axis=1)  # (N, T, H)
     return layer
-
-
-def _concat_time(a, b):
-    """a (N, t, H) or (N, H), b (N, H) → (N, t + 1, H)."""
-    av = a.value if a.value.ndim == 3 else a.value[:, None, :]
-    value = np.concatenate([av, b.value[:, None, :]], axis=1)
-    k = av.shape[1]
-    return T.Node(value, ((a, lambda g: g[:, :k, :].reshape(a.value.shape)), (b, lambda g: g[:, k, :])))
 
 
 def _gru_step(config, W, U, b, x_t, h, H):

@@ -12,6 +12,7 @@ that input's share of it (its vector-Jacobian product).
     take(a, idx)    out = a.ravel()[idx], idx −1 reading `pad`: every rearrangement (reshape, windows, gather);
                     d a = the sum of g over the places each element was read to (np.add.at)
     part(a, key)    a[key] for slices and integers (a time step, a gate's columns): d a = g put back at key
+    stack(ns, axis) the values stacked along a new axis (a sequence's steps): each one's gradient its slice
     max_last(a)     the maximum over the last axis; d a routes g to the first maximal element (TensorFlow's
                     MaxPoolGrad: a tie goes to the first element of the window in row-major order)
     total(a, axes)  the sum over axes
@@ -94,8 +95,13 @@ def rows(f, vjp, a):
     out = np.array([f(list(r)) for r in z], dtype=object).reshape(a.value.shape)
     o = out.reshape(z.shape)
     return Node(out, ((a, lambda g: np.array([vjp(list(zr), list(orow), list(gr)) for zr, orow, gr in
-                                              zip(z, o, g.reshape(z.shape))], dtype=object).reshape(z.shape)
-                       .reshape(a.value.shape)),))
+                                              zip(z, o, g.reshape(z.shape))], dtype=object).reshape(a.value.shape)),))
+
+
+def stack(nodes, axis):
+    """The nodes' values stacked along a new axis; each one's gradient is its slice of g."""
+    return Node(np.stack([n.value for n in nodes], axis=axis),
+                tuple((n, lambda g, t=t: np.take(g, t, axis=axis)) for t, n in enumerate(nodes)))
 
 
 def reshape(a, shape):

@@ -90,9 +90,7 @@ def explain(stop, stepper):
             text += (f"; it agreed {_agreed(step)} and differs now: the layer keeps something from one step to "
                      f"the next ({kept})")
         else:
-            found = _layer_causes(stepper, i)
-            causes += list(dict.fromkeys(cause for cause, _ in found))
-            text += "".join(f"; {words}" for words in dict.fromkeys(words for _, words in found))
+            text += _named(_layer_causes(stepper, i), causes)
         location = _location(step, i, layer, name, "forward")
     elif q == "loss":
         text = ("the loss differs from Keras's loss of the numpy side's own layer outputs: the mistake is in the loss's "
@@ -168,11 +166,15 @@ def explain(stop, stepper):
                 text += (f"; it agreed {_agreed(step)}: the optimizer's state for {name} (its moments) is "
                          "not its own (shared with another weight of the same shape, or reset)")
             else:
-                found = _update_causes(stepper)
-                causes += list(dict.fromkeys(cause for cause, _ in found))
-                text += "".join(f"; {words}" for words in dict.fromkeys(words for _, words in found))
+                text += _named(_update_causes(stepper), causes)
         location = _location(step, i, layer, name, "state" if m.get("phase") == "after" else "update")
     stop.diagnosis, stop.causes, stop.location = text, causes, location
+
+
+def _named(found, causes):
+    """Add the causes of `found` ([(cause, words)]) to `causes`, each once; their words as "; …" for the text."""
+    causes += list(dict.fromkeys(cause for cause, _ in found))
+    return "".join(f"; {words}" for words in dict.fromkeys(words for _, words in found))
 
 
 def _layer_causes(stepper, i):
